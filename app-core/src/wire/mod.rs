@@ -1,0 +1,2 @@
+//! Typed views of every sanctum packet (wire.md). Every parser takes
+//! arbitrary bytes and returns an error; none of them panics.
