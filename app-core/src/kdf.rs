@@ -107,8 +107,26 @@ impl Kmac256 {
     /// part of the computation, so outputs of different lengths are unrelated).
     pub fn finalize_into(mut self, out: &mut [u8]) {
         let mut b = [0u8; 9];
-        self.inner.update(right_encode(8 * out.len() as u64, &mut b));
+        self.inner
+            .update(right_encode(8 * out.len() as u64, &mut b));
         self.inner.finalize_xof().read(out);
+    }
+
+    /// Finishes with output length `buf.len()` and XORs the output into
+    /// `buf` (a keystream applied in place, without a separate mask buffer).
+    pub fn finalize_xor(mut self, buf: &mut [u8]) {
+        let mut b = [0u8; 9];
+        self.inner
+            .update(right_encode(8 * buf.len() as u64, &mut b));
+        let mut reader = self.inner.finalize_xof();
+        let mut block = [0u8; RATE];
+        for chunk in buf.chunks_mut(RATE) {
+            let ks = &mut block[..chunk.len()];
+            reader.read(ks);
+            for (c, k) in chunk.iter_mut().zip(ks.iter()) {
+                *c ^= *k;
+            }
+        }
     }
 
     /// Finishes into a 32-byte key.
@@ -182,7 +200,11 @@ impl Purpose {
 /// `base_key` (crypto.md §5): flocks sorted ascending, used exactly as given
 /// (callers decide whether the domain byte is stripped).
 pub fn base_key(secret: &Key32, flock_src: u64, flock_dst: u64, purpose: Purpose) -> Key32 {
-    let (a, b) = if flock_src <= flock_dst { (flock_src, flock_dst) } else { (flock_dst, flock_src) };
+    let (a, b) = if flock_src <= flock_dst {
+        (flock_src, flock_dst)
+    } else {
+        (flock_dst, flock_src)
+    };
     let mut k = Kmac256::new(secret.expose(), purpose.label());
     k.update_field(&a.to_be_bytes());
     k.update_field(&b.to_be_bytes());
@@ -215,9 +237,14 @@ impl OfferLabel {
 
     /// The label with this exact string, if it is one of the four.
     pub fn from_label(label: &[u8]) -> Option<OfferLabel> {
-        [OfferLabel::Sacrament, OfferLabel::Pilgrimage, OfferLabel::Cathedral, OfferLabel::Catacomb]
-            .into_iter()
-            .find(|l| l.label() == label)
+        [
+            OfferLabel::Sacrament,
+            OfferLabel::Pilgrimage,
+            OfferLabel::Cathedral,
+            OfferLabel::Catacomb,
+        ]
+        .into_iter()
+        .find(|l| l.label() == label)
     }
 
     /// The base-key purpose. Only the cathedral label selects
@@ -338,7 +365,12 @@ pub fn cathedral_shroud_key(cs: &Key32, flock_src: u64, flock_dst: u64) -> Key32
 
 /// Inter-cathedral shroud key from the federation sync secret.
 pub fn catacomb_shroud_key(sync: &Key32) -> Key32 {
-    base_key(sync, CATACOMB_SHROUD_FLOCKS.0, CATACOMB_SHROUD_FLOCKS.1, Purpose::ShroudCathedral)
+    base_key(
+        sync,
+        CATACOMB_SHROUD_FLOCKS.0,
+        CATACOMB_SHROUD_FLOCKS.1,
+        Purpose::ShroudCathedral,
+    )
 }
 
 /// Per-device shroud base identity (crypto.md §13): keyed with 32 zero bytes.
@@ -365,6 +397,14 @@ pub fn shroud_identity(base: &[u8; 16], seed: &[u8; 16]) -> [u8; 16] {
 /// The shroud mask over the 48-byte header, exactly `out.len()` bytes long.
 pub fn shroud_mask(key: &Key32, header: &[u8; 48], out: &mut [u8]) {
     kmac256(key.expose(), LABEL_SHROUD_MASK, &[header], out);
+}
+
+/// XORs the shroud mask over the 48-byte header into `body` in place (the
+/// mask length is `body.len()`).
+pub fn shroud_mask_xor(key: &Key32, header: &[u8; 48], body: &mut [u8]) {
+    let mut k = Kmac256::new(key.expose(), LABEL_SHROUD_MASK);
+    k.update(header);
+    k.finalize_xor(body);
 }
 
 /// Derived KEK for a flock pair: `base_key(base_kek, F_src, F_dst, KEK_UNWRAP)`,
@@ -424,11 +464,23 @@ mod tests {
             base_key(&ss, 0, 0, Purpose::PeerOffer).expose(),
             &hex32("1676d985accaf7e8058341b18076340bd46e2841cae44c3b47cbdf2283ba0814")
         );
-        let a = base_key(&ss, 0x1122334455667701, 0x0102030405060701, Purpose::PeerOffer);
-        let b = base_key(&ss, 0x0102030405060701, 0x1122334455667701, Purpose::PeerOffer);
+        let a = base_key(
+            &ss,
+            0x1122334455667701,
+            0x0102030405060701,
+            Purpose::PeerOffer,
+        );
+        let b = base_key(
+            &ss,
+            0x0102030405060701,
+            0x1122334455667701,
+            Purpose::PeerOffer,
+        );
         assert_eq!(a, b);
         let base = base_key(&ss, 0, 0, Purpose::TrafficRx);
-        let ecdh = Secret::new(hex32("c79e663ec3fe692edf4c3176955099ba46d630a53737dc31ee6caf65abe0d277"));
+        let ecdh = Secret::new(hex32(
+            "c79e663ec3fe692edf4c3176955099ba46d630a53737dc31ee6caf65abe0d277",
+        ));
         let kem = Secret::new(core::array::from_fn(|i| 0xa0 + i as u8));
         let pub_a = hex32("675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea52f");
         let pub_b = hex32("23b7bb8c91ae008711fb12846780bcdf1e065f821bdfec49f57e7c7dcd4c4823");

@@ -95,7 +95,10 @@ mod tests {
     fn equality_and_zero() {
         assert!(Secret::<4>::zero().is_zero());
         assert_ne!(Secret::new([1u8, 2, 3, 4]), Secret::new([1u8, 2, 3, 5]));
-        assert_eq!(Secret::<3>::from_slice(&[1, 2, 3]), Some(Secret::new([1, 2, 3])));
+        assert_eq!(
+            Secret::<3>::from_slice(&[1, 2, 3]),
+            Some(Secret::new([1, 2, 3]))
+        );
         assert!(Secret::<3>::from_slice(&[1, 2]).is_none());
     }
 

@@ -81,6 +81,9 @@ impl Now {
         let before = self.mono.since_origin().as_secs();
         let mono = self.mono + d;
         let after = mono.since_origin().as_secs();
-        Now { mono, wall: self.wall + (after - before) }
+        Now {
+            mono,
+            wall: self.wall + (after - before),
+        }
     }
 }

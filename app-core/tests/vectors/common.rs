@@ -33,7 +33,9 @@ pub fn load_json(rel: &str) -> Value {
 
 /// Hex string field `key` of `v` as bytes.
 pub fn hexv(v: &Value, key: &str) -> Vec<u8> {
-    let s = v[key].as_str().unwrap_or_else(|| panic!("field {key} missing or not a string in {v}"));
+    let s = v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("field {key} missing or not a string in {v}"));
     unhex(s)
 }
 
@@ -45,13 +47,17 @@ pub fn unhex(s: &str) -> Vec<u8> {
 /// Fixed-size hex field.
 pub fn hexa<const N: usize>(v: &Value, key: &str) -> [u8; N] {
     let b = hexv(v, key);
-    b.as_slice().try_into().unwrap_or_else(|_| panic!("field {key}: {} bytes, want {N}", b.len()))
+    b.as_slice()
+        .try_into()
+        .unwrap_or_else(|_| panic!("field {key}: {} bytes, want {N}", b.len()))
 }
 
 /// A `0x…` hex string or JSON number field as u64.
 pub fn num(v: &Value, key: &str) -> u64 {
     match &v[key] {
-        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("field {key} not a u64")),
+        Value::Number(n) => n
+            .as_u64()
+            .unwrap_or_else(|| panic!("field {key} not a u64")),
         Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
             .unwrap_or_else(|e| panic!("field {key} = {s:?}: {e}")),
         other => panic!("field {key} is {other}"),
@@ -60,7 +66,9 @@ pub fn num(v: &Value, key: &str) -> u64 {
 
 /// An array field.
 pub fn arr<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
-    v[key].as_array().unwrap_or_else(|| panic!("field {key} is not an array"))
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("field {key} is not an array"))
 }
 
 /// A 32-byte key field as a secret.

@@ -10,13 +10,21 @@ pub fn kmac256() -> usize {
     let mut n = 0;
     for v in arr(&j, "vectors") {
         let key = hexv(v, "key");
-        let custom = v["customization"].as_str().expect("customization").as_bytes();
+        let custom = v["customization"]
+            .as_str()
+            .expect("customization")
+            .as_bytes();
         let input = hexv(v, "input");
         let want = hexv(v, "output");
         assert_eq!(num(v, "output_length") as usize, want.len());
         let mut out = vec![0u8; want.len()];
         kdf::kmac256(&key, custom, &[&input], &mut out);
-        assert_eq!(hex::encode(&out), hex::encode(&want), "kmac256 case {:?}", v["note"]);
+        assert_eq!(
+            hex::encode(&out),
+            hex::encode(&want),
+            "kmac256 case {:?}",
+            v["note"]
+        );
         // Streaming in two pieces gives the same answer.
         if input.len() > 1 {
             let mut k = kdf::Kmac256::new(&key, custom);
@@ -37,11 +45,22 @@ pub fn base_key() -> usize {
     let mut n = 0;
     for v in arr(&j, "vectors") {
         let purpose = Purpose::from_number(num(v, "purpose") as u8).expect("known purpose");
-        assert_eq!(purpose.label(), v["label"].as_str().expect("label").as_bytes());
+        assert_eq!(
+            purpose.label(),
+            v["label"].as_str().expect("label").as_bytes()
+        );
         let (fs, fd) = (num(v, "flock_src"), num(v, "flock_dst"));
         let want = hexa::<32>(v, "base_key");
-        assert_eq!(kdf::base_key(&secret, fs, fd, purpose).expose(), &want, "{v}");
-        assert_eq!(kdf::base_key(&secret, fd, fs, purpose).expose(), &want, "swapped {v}");
+        assert_eq!(
+            kdf::base_key(&secret, fs, fd, purpose).expose(),
+            &want,
+            "{v}"
+        );
+        assert_eq!(
+            kdf::base_key(&secret, fd, fs, purpose).expose(),
+            &want,
+            "swapped {v}"
+        );
         n += 1;
     }
     n
@@ -89,7 +108,13 @@ pub fn session_key() -> usize {
             &hexa(k, "pub2"),
             &hexa(k, "random"),
         );
-        assert_eq!(key.expose(), &hexa::<32>(k, "session_key"), "{:?} {:?}", v["scenario"], v["which"]);
+        assert_eq!(
+            key.expose(),
+            &hexa::<32>(k, "session_key"),
+            "{:?} {:?}",
+            v["scenario"],
+            v["which"]
+        );
         n += 1;
     }
     n

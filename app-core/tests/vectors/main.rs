@@ -19,7 +19,10 @@ mod kdf_vectors;
 mod wire_vectors;
 
 /// The checker of each file named in index.json.
-const CHECKERS: &[(&str, fn() -> usize)] = &[
+/// A vector file and the function that checks it.
+type Checker = (&'static str, fn() -> usize);
+
+const CHECKERS: &[Checker] = &[
     ("kmac256.json", kdf_vectors::kmac256),
     ("base_key.json", kdf_vectors::base_key),
     ("offer_key.json", kdf_vectors::offer_key),
@@ -33,13 +36,22 @@ const CHECKERS: &[(&str, fn() -> usize)] = &[
     ("ambry_unwrap.json", ambry_vectors::ambry_unwrap),
     ("ambry/cafeba00.bundle", ambry_vectors::cafeba00_bundle),
     ("captures/tunnel-plain.pcap", capture_vectors::tunnel_plain),
-    ("captures/tunnel-shroud.pcap", capture_vectors::tunnel_shroud),
-    ("captures/cathedral-p2p.pcap", capture_vectors::cathedral_p2p),
+    (
+        "captures/tunnel-shroud.pcap",
+        capture_vectors::tunnel_shroud,
+    ),
+    (
+        "captures/cathedral-p2p.pcap",
+        capture_vectors::cathedral_p2p,
+    ),
 ];
 
 /// Runs one checker and reports its count.
 fn run(name: &str) {
-    let (_, check) = CHECKERS.iter().find(|(n, _)| *n == name).expect("checker registered");
+    let (_, check) = CHECKERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("checker registered");
     let n = check();
     assert!(n > 0, "{name}: checker verified no case");
     println!("vectors: {name}: {n} cases checked");
@@ -74,7 +86,9 @@ vector_tests! {
 #[test]
 fn every_vector_file_is_checked() {
     let index = common::load_json("index.json");
-    let files = index["files"].as_object().expect("index.json has a files object");
+    let files = index["files"]
+        .as_object()
+        .expect("index.json has a files object");
     assert!(!files.is_empty(), "index.json lists no files");
     for name in files.keys() {
         assert!(
@@ -84,8 +98,14 @@ fn every_vector_file_is_checked() {
     }
     for (name, _) in CHECKERS {
         if name.ends_with(".json") || name.contains('/') {
-            assert!(files.contains_key(*name) || common::vectors_dir().join(name).is_file(), "{name} not in the vectors");
+            assert!(
+                files.contains_key(*name) || common::vectors_dir().join(name).is_file(),
+                "{name} not in the vectors"
+            );
         }
     }
-    println!("vectors: index.json lists {} files, each has a checker", files.len());
+    println!(
+        "vectors: index.json lists {} files, each has a checker",
+        files.len()
+    );
 }
