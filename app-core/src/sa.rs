@@ -1038,6 +1038,15 @@ mod tests {
     }
 
     #[test]
+    fn expanded_keys_are_wiped_on_drop() {
+        // Cipher wraps aes-gcm's Aes256Gcm; with its `zeroize` feature the
+        // AES round keys and the GHASH key are cleared when an SA drops.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes_gcm::Aes256Gcm>();
+        wiped_on_drop::<Key32>();
+    }
+
+    #[test]
     fn single_sa_open() {
         let (txc, rxc) = cfgs(None);
         let mut sa = RxSa::new(key(5), 42, SALT, T0);
