@@ -347,7 +347,7 @@ impl RxSa {
         self.window.update(pn);
         let first_on_sa = !self.used;
         self.used = true;
-        self.packets += 1;
+        self.packets = self.packets.saturating_add(1);
         self.bytes = self.bytes.saturating_add(packet.len() as u64);
         Ok(Authenticated { tail, first_on_sa })
     }
