@@ -153,5 +153,17 @@ pub fn data_packet() -> usize {
 
 /// Sizes of the data-path structs, for struct_sizes.json (filled in with the data path).
 pub fn struct_sizes() -> Vec<(&'static str, usize)> {
-    panic!("data path struct sizes: not written yet")
+    use chantry_core::wire::{data, grace};
+    vec![
+        ("struct sanctum_proto_hdr", data::HEADER_LEN),
+        ("struct sanctum_proto_tail", data::TAIL_LEN),
+        (
+            "struct sanctum_grace",
+            grace::Grace::Heartbeat.encoded_len(),
+        ),
+        (
+            "struct sanctum_grace_mtu",
+            grace::Grace::MtuAck { size: 0 }.encoded_len(),
+        ),
+    ]
 }
