@@ -52,7 +52,11 @@ impl Recorded {
         let cfg = &v["client_config"];
         let cosk = hexa::<64>(v, "cosk_secret_key");
         let public = hexa::<32>(v, "cosk_public_key");
-        assert_eq!(cosk[32..], public, "cosk secret key ends with its public key");
+        assert_eq!(
+            cosk[32..],
+            public,
+            "cosk secret key ends with its public key"
+        );
         assert_eq!(cosk[..32], hexa::<32>(v, "cosk_seed"));
         assert!(
             cfg["kek"].as_str().unwrap_or("").starts_with("none"),
@@ -63,10 +67,10 @@ impl Recorded {
             cosk,
             public,
             now: num(v, "clock_realtime"),
-            cathedral_id: u32::try_from(num(cfg, "cathedral_id")).unwrap(),
+            cathedral_id: u32::try_from(num(cfg, "cathedral_id")).expect("u32 cathedral_id"),
             flock: num(cfg, "cathedral_flock"),
             flock_dst: num(cfg, "cathedral_flock_dst"),
-            tunnel: u16::try_from(num(cfg, "tun_spi")).unwrap(),
+            tunnel: u16::try_from(num(cfg, "tun_spi")).expect("u16 tunnel id"),
             instance: num(cfg, "instance_id"),
         }
     }
@@ -112,8 +116,13 @@ fn decode_and_compare(o: &Value, cs: &Key32) -> Offer {
     assert_eq!(hexa::<12>(o, "nonce"), FIXED_NONCE);
     assert_eq!(hexv(o, "tag"), wire[TAG_OFFSET..]);
 
-    let label = OfferLabel::from_label(o["offer_kdf_label"].as_str().unwrap().as_bytes())
-        .expect("known offer label");
+    let label = OfferLabel::from_label(
+        o["offer_kdf_label"]
+            .as_str()
+            .expect("label string")
+            .as_bytes(),
+    )
+    .expect("known offer label");
     assert_eq!(label, OfferLabel::Cathedral);
     let key = kdf::offer_key(
         cs,
@@ -142,13 +151,28 @@ fn decode_and_compare(o: &Value, cs: &Key32) -> Offer {
     };
     let raw_flags = hexa::<4>(d, "info_flags_raw");
     assert_eq!(info.flags, u32::from_le_bytes(raw_flags));
-    assert_eq!(u64::from(u32::from_be_bytes(raw_flags)), num(d, "info_flags"));
+    assert_eq!(
+        u64::from(u32::from_be_bytes(raw_flags)),
+        num(d, "info_flags")
+    );
     assert_eq!(info.peer_ip.octets(), hexa::<4>(d, "info_peer_ip_raw"));
-    assert_eq!(info.peer_port.to_be_bytes(), hexa::<2>(d, "info_peer_port_raw"));
+    assert_eq!(
+        info.peer_port.to_be_bytes(),
+        hexa::<2>(d, "info_peer_port_raw")
+    );
     assert_eq!(u64::from(info.tunnel), num(d, "info_tunnel"));
-    assert_eq!(u64::from(info.ambry_generation), num(d, "info_ambry_generation"));
-    assert_eq!(info.rx_active.to_le_bytes(), hexa::<4>(d, "info_rx_active_raw"));
-    assert_eq!(info.rx_pending.to_le_bytes(), hexa::<4>(d, "info_rx_pending_raw"));
+    assert_eq!(
+        u64::from(info.ambry_generation),
+        num(d, "info_ambry_generation")
+    );
+    assert_eq!(
+        info.rx_active.to_le_bytes(),
+        hexa::<4>(d, "info_rx_active_raw")
+    );
+    assert_eq!(
+        info.rx_pending.to_le_bytes(),
+        hexa::<4>(d, "info_rx_pending_raw")
+    );
     assert_eq!(info.instance, num(d, "info_instance"));
     offer
 }
@@ -168,7 +192,11 @@ fn mutations(rec: &Recorded, wire: &[u8], offer: &Offer, path: InfoPath) -> usiz
     let now = rec.now;
     let ts = offer.timestamp();
     let mut n = 0;
-    let reject = |pkt: &[u8], at: u64| check_offer(pkt, at, &dir, None).map(|_| ()).unwrap_err();
+    let reject = |pkt: &[u8], at: u64| {
+        check_offer(pkt, at, &dir, None)
+            .map(|_| ())
+            .expect_err("mutated offer rejected")
+    };
 
     let key = kdf::offer_key(
         &rec.cs,
@@ -197,7 +225,7 @@ fn mutations(rec: &Recorded, wire: &[u8], offer: &Offer, path: InfoPath) -> usiz
     let client = rec.client(rec.cathedral_id);
     let seed = offer.header().seed;
     for (shift, ok) in [(11i64, false), (-11, false), (10, true), (-10, true)] {
-        let t = ts.checked_add_signed(shift).unwrap();
+        let t = ts.checked_add_signed(shift).expect("timestamp in range");
         let pkt = client.info_offer(path, &seed, t);
         match check_offer(&pkt, now, &dir, None) {
             Ok(_) => assert!(ok, "timestamp shift {shift} accepted"),
@@ -211,7 +239,10 @@ fn mutations(rec: &Recorded, wire: &[u8], offer: &Offer, path: InfoPath) -> usiz
     // The recorded packet itself, with the cathedral's clock off by 11 s.
     assert_eq!(
         reject(wire, now + 11),
-        Rejection::Stale { timestamp: ts, now: now + 11 }
+        Rejection::Stale {
+            timestamp: ts,
+            now: now + 11
+        }
     );
     n += 1;
 
@@ -274,7 +305,7 @@ pub fn cathedral_offer() -> usize {
         assert_eq!(verified.source(), source);
         assert_eq!(verified.identity(), rec.cathedral_id);
         assert_eq!(verified.flock(), rec.flock);
-        assert_eq!(verified.body(), &offer.body().unwrap());
+        assert_eq!(verified.body(), &offer.body().expect("typed body"));
         cases += 1;
 
         cases += mutations(&rec, &wire, &offer, path);
@@ -309,7 +340,8 @@ pub fn cathedral_offer() -> usize {
             Err(ClientRxError::Stale { .. })
         ));
         assert!(c.poll_event().is_none());
-        c.handle_datagram(now, CATHEDRAL, &wire).expect("client accepts the reply");
+        c.handle_datagram(now, CATHEDRAL, &wire)
+            .expect("client accepts the reply");
         let Some(CathedralEvent::PeerInfo(info)) = c.poll_event() else {
             panic!("no peer event from the INFO reply")
         };
