@@ -31,10 +31,14 @@ pub use checks::{
     catacomb_reencrypt, check_offer,
 };
 pub use client::{
-    CathedralClient, CathedralEvent, ClientConfig, ClientRxError, IgnoreReason, InfoPath,
-    LiturgyPeers, LiturgySettings, PeerInfo, Transmit, TransmitKind, open_from_cathedral,
+    CathedralClient, CathedralEvent, ClientConfig, ClientRxError, ConfigError, IgnoreReason,
+    InfoPath, LITURGY_PEERS, LiturgyPeers, LiturgySettings, PeerInfo, RemembranceUpdate, Transmit,
+    TransmitKind, open_from_cathedral,
 };
-pub use remembrance::{REMEMBRANCE_FILE_LEN, RemembranceFileError, remembrance_file_bytes};
+pub use remembrance::{
+    REMEMBRANCE_FILE_LEN, RemembranceFileError, parse_remembrance_file, remembrance_entries,
+    remembrance_file_bytes,
+};
 
 /// How often a client notifies its cathedral (INFO, NAT probe, LITURGY).
 pub const NOTIFY_INTERVAL: Duration = Duration::from_secs(5);
