@@ -140,10 +140,10 @@ fuzz_target!(|input: &[u8]| {
         }
         _ => {
             let pkt = sealed(Magic::Catacomb, OfferLabel::Catacomb, &SYNC, ID, bytes);
-            if let Ok(v) = check_offer(&pkt, WALL, &dir, Some(&sync)) {
-                if let Ok(fed) = catacomb_reencrypt(&v, FLOCK, &sync, &[0x22; 64]) {
-                    let _ = check_offer(&fed, WALL, &dir, Some(&sync));
-                }
+            if let Ok(v) = check_offer(&pkt, WALL, &dir, Some(&sync))
+                && let Ok(fed) = catacomb_reencrypt(&v, FLOCK, &sync, &[0x22; 64])
+            {
+                let _ = check_offer(&fed, WALL, &dir, Some(&sync));
             }
         }
     }

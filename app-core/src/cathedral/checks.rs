@@ -376,6 +376,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v.source(), OfferSource::NatProbe);
+        // TFC padding after the tag is ignored.
+        let mut padded = client_offer(Magic::Katedral, &info(), T, true).to_vec();
+        padded.extend_from_slice(&[0x5c; 427]);
+        assert!(check_offer(&padded, T, &d, None).is_ok());
         let lit = OfferBody::Liturgy(LiturgyBody {
             id: 1,
             group: 2,

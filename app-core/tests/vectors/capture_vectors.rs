@@ -8,7 +8,8 @@
 //! the meta flocks; KATEDRAL/CIBORIUM: `cathedral_secrets[hdr.spi]` with
 //! flocks cathedral_flock/0, through the cathedral-side check for client
 //! offers and through a `CathedralClient` for replies) with the clock set
-//! to the capture time, and decrypt data packets with the keylog.
+//! to the capture time, and open data packets with the data path module
+//! under the keylog's keys.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -25,7 +26,7 @@ use chantry_core::time::{Instant, Now};
 use chantry_core::wire::offer::{
     self, Magic, Offer, OfferBody, OfferHeader, PacketKind, TIMESTAMP_WINDOW,
 };
-use chantry_core::wire::shroud;
+use chantry_core::wire::{data, shroud};
 use serde_json::Value;
 
 use crate::common::{arr, hexa, load_bytes, load_json, unhex};
@@ -713,41 +714,31 @@ fn open_offer(
     o
 }
 
+/// Opens a data packet with the data path module (wire.md §3) under the
+/// keylog's key for its SPI.
 fn decode_data(meta: &Meta, pkt: &[u8], d: &mut Decoded, ctx: &str) {
     d.kind = "data".into();
-    assert!(pkt.len() >= 50, "{ctx}: data packet of {} bytes", pkt.len());
-    let hdr: [u8; 32] = pkt[..32].try_into().expect("32-byte header");
-    let spi = u32::from_be_bytes(hdr[0..4].try_into().expect("spi"));
-    let seq = u32::from_be_bytes(hdr[4..8].try_into().expect("seq"));
-    let pn = u64::from_be_bytes(hdr[8..16].try_into().expect("pn"));
-    let flock_src = u64::from_be_bytes(hdr[16..24].try_into().expect("flock_src"));
-    let flock_dst = u64::from_be_bytes(hdr[24..32].try_into().expect("flock_dst"));
-    assert_eq!(u64::from(seq), pn & 0xffff_ffff, "{ctx}: seq");
-    assert_eq!(
-        (flock_src, flock_dst),
-        (meta.flock_a, meta.flock_b),
-        "{ctx}: flocks"
-    );
+    let header = data::Header::parse(pkt).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let receiver = data::DataConfig {
+        flock_src: meta.flock_b,
+        flock_dst: meta.flock_a,
+        tfc_mtu: None,
+    };
+    assert!(receiver.flocks_match(&header), "{ctx}: flocks {header:?}");
     let (salt, key) = meta
         .keylog
-        .get(&spi)
-        .unwrap_or_else(|| panic!("{ctx}: spi {spi:08x} not in the keylog"));
-    let mut nonce = [0u8; 12];
-    nonce[..4].copy_from_slice(salt);
-    nonce[4..].copy_from_slice(&pn.to_be_bytes());
-    let body_end = pkt.len() - 16;
-    let mut body = pkt[32..body_end].to_vec();
-    let tag: [u8; 16] = pkt[body_end..].try_into().expect("tag");
-    Cipher::new(key)
-        .open(&nonce, &hdr, &mut body, &tag)
-        .unwrap_or_else(|_| panic!("{ctx}: data packet fails authentication"));
-    let (payload, tail) = body.split_at(body.len() - 2);
-    assert_eq!(tail[0], 0, "{ctx}: tail reserved byte");
-    d.spi = Some(spi);
-    d.pn = Some(pn);
-    d.next = Some(tail[1]);
+        .get(&header.spi)
+        .unwrap_or_else(|| panic!("{ctx}: spi {:08x} not in the keylog", header.spi));
+    let mut packet = pkt.to_vec();
+    let tail = data::open_in_place(&Cipher::new(key), salt, &header, &mut packet)
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let next = tail.next().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let payload = &packet[data::payload_range(packet.len())];
+    d.spi = Some(header.spi);
+    d.pn = Some(header.pn);
+    d.next = Some(next.to_u8());
     d.inner_len = Some(payload.len());
-    if tail[1] == 0 && payload.first().is_some_and(|b| b >> 4 == 4) {
+    if next == data::Next::Traffic && payload.first().is_some_and(|b| b >> 4 == 4) {
         d.inner_proto = payload.get(9).copied();
     }
 }
