@@ -38,12 +38,14 @@ struct Side {
     skew: i64,
 }
 
+/// Datagrams in flight: (towards B, datagram).
+type InFlight = Vec<(bool, Transmit)>;
+
 struct Link {
     a: Side,
     b: Side,
     now: Now,
-    /// In flight: (to_b, datagram).
-    wire: Vec<(bool, Transmit)>,
+    wire: InFlight,
 }
 
 fn config(shroud: bool, tfc: bool) -> (TunnelConfig, TunnelConfig) {
@@ -99,7 +101,7 @@ impl Link {
         &mut self,
         steps: u32,
         dt: Duration,
-        filter: &mut dyn FnMut(&mut Vec<(bool, Transmit)>),
+        filter: &mut dyn FnMut(&mut InFlight),
     ) {
         for _ in 0..steps {
             self.collect();
