@@ -189,7 +189,7 @@ impl Bundle {
     pub fn parse(b: &[u8]) -> Result<Self, AmbryError> {
         let head = BundleHead::parse(b)?;
         let body = &b[HEAD_LEN..];
-        if body.len() % ENTRY_LEN != 0 {
+        if !body.len().is_multiple_of(ENTRY_LEN) {
             return Err(AmbryError::Ragged(body.len()));
         }
         let entries = body
