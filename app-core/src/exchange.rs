@@ -1080,7 +1080,7 @@ impl KeyExchange {
     }
 
     fn can_start(&self) -> bool {
-        self.peer_known && !(self.kek_required && !self.ambry_ready)
+        self.peer_known && (self.ambry_ready || !self.kek_required)
     }
 
     fn rx_seen_on(&self, spi: u32) -> bool {
