@@ -489,7 +489,7 @@ impl Config {
             Mode::Cathedral => self.validate_cathedral()?,
             Mode::Liturgy => {
                 self.l2_check()?;
-                self.cathedral_client_check("liturgy mode")?;
+                self.cathedral_client_check("required in liturgy mode")?;
                 if self.liturgy_prefix.is_none() {
                     return Err(self.missing(
                         Keyword::LiturgyPrefix,
@@ -609,7 +609,7 @@ impl Config {
                 ));
             }
             if self.cathedral.is_some() {
-                self.cathedral_client_check("`cathedral`")?;
+                self.cathedral_client_check("required with `cathedral`")?;
             }
         } else if self.cathedral.is_some() {
             return Err(self.error(
@@ -655,7 +655,7 @@ impl Config {
             }
         }
         if mode == Mode::Pilgrim && !matches!(self.effective_peer(), super::InitialPeer::Fixed(_)) {
-            let why = "pilgrim mode needs a fixed peer address (the shrine never sends, so it cannot be learnt)";
+            let why = "pilgrim mode needs a fixed peer address; the shrine never sends, so it cannot be learnt";
             return Err(match self.lines.get(&Keyword::Peer) {
                 Some(_) => self.error(Keyword::Peer, ErrorKind::InvalidValue, why),
                 None => self.missing(Keyword::Peer, why),
@@ -683,10 +683,9 @@ impl Config {
     }
 
     /// Cathedral client settings complete (tunnel with `cathedral`, liturgy).
-    fn cathedral_client_check(&self, needed_by: &str) -> Result<(), ConfigError> {
-        let why = format!("required with {needed_by}");
+    fn cathedral_client_check(&self, why: &str) -> Result<(), ConfigError> {
         if self.cathedral.is_none() {
-            return Err(self.missing(Keyword::Cathedral, &why));
+            return Err(self.missing(Keyword::Cathedral, why));
         }
         for (keyword, present) in [
             (Keyword::CathedralSecret, self.cathedral_secret.is_some()),
@@ -695,7 +694,7 @@ impl Config {
             (Keyword::CathedralFlock, self.cathedral_flock.is_some()),
         ] {
             if !present {
-                return Err(self.missing(keyword, &why));
+                return Err(self.missing(keyword, why));
             }
         }
         Ok(())
