@@ -9,6 +9,10 @@ use std::borrow::Cow;
 /// error here.
 pub const MAX_LINE_LEN: usize = 8191;
 
+/// Bytes of a bad line's first word kept for the error message (it is
+/// shortened further when shown; a garbage line may be gigabytes long).
+const WORD_ECHO_MAX: usize = 128;
+
 /// One meaningful line: the keyword and its value.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Line<'a> {
@@ -85,7 +89,7 @@ fn lex(number: usize, raw: &[u8]) -> Option<Result<Line<'_>, BadLine>> {
     let bad = |error| {
         Some(Err(BadLine {
             number,
-            word: String::from_utf8_lossy(word).into_owned(),
+            word: String::from_utf8_lossy(word.get(..WORD_ECHO_MAX).unwrap_or(word)).into_owned(),
             error,
         }))
     };
