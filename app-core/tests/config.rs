@@ -540,6 +540,14 @@ fn lexical_errors() {
         err("instance a\u{0}b\n"),
         "/etc/x.conf:1: instance: line contains a NUL byte"
     );
+    let huge = "x".repeat(10_000_000);
+    assert_eq!(
+        err(&format!("instance t\n{huge}")),
+        format!(
+            "/etc/x.conf:2: {}...: line is 10000000 bytes long (at most 8191 fit the reference's line buffer)",
+            "x".repeat(32)
+        )
+    );
     let e = Config::parse_bytes(P, b"# ok \xff\ninstance \xff\xfe\n").unwrap_err();
     assert_eq!(
         e.to_string(),
