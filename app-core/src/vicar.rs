@@ -163,7 +163,9 @@ fn get<const N: usize>(src: &[u8], at: usize) -> [u8; N] {
 /// than 256 bytes) and that it has no NUL byte.
 fn check_passphrase(passphrase: &[u8]) -> Result<(), VicarError> {
     if passphrase.len() > MAX_PASSPHRASE_LEN {
-        return Err(VicarError::PassphraseTooLong { len: passphrase.len() });
+        return Err(VicarError::PassphraseTooLong {
+            len: passphrase.len(),
+        });
     }
     if passphrase.contains(&0) {
         return Err(VicarError::PassphraseHasNul);
@@ -266,7 +268,11 @@ mod tests {
 
     /// files.md §9 decrypted layout of the example file.
     const SPEC_PLAINTEXT: &str = concat!(
-        "0df0ad0b", "7f000001", "0077665544332211", "1194", "0201",
+        "0df0ad0b",
+        "7f000001",
+        "0077665544332211",
+        "1194",
+        "0201",
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
         "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f",
         "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f",
@@ -317,9 +323,15 @@ mod tests {
     #[test]
     fn spec_okm_and_passphrase_api_against_the_reference() {
         let okm = derive_key(b"sanctum", &spec_salt());
-        assert_eq!(okm.as_ref().map(|k| k.expose().to_vec()), Ok(unhex(SPEC_OKM)));
+        assert_eq!(
+            okm.as_ref().map(|k| k.expose().to_vec()),
+            Ok(unhex(SPEC_OKM))
+        );
 
-        assert_eq!(decrypt(b"sanctum", &unhex(REFERENCE_FILE)), Ok(spec_profile()));
+        assert_eq!(
+            decrypt(b"sanctum", &unhex(REFERENCE_FILE)),
+            Ok(spec_profile())
+        );
 
         let file = encrypt(b"sanctum", &spec_profile(), &mut CountingEntropy(0));
         assert_eq!(file.map(|f| f.to_vec()), Ok(unhex(REFERENCE_FILE)));
@@ -347,7 +359,11 @@ mod tests {
         for i in 0..FILE_LEN {
             let mut bad = file;
             bad[i] ^= 0x80;
-            assert_eq!(decrypt_with_key(&spec_okm(), &bad), Err(VicarError::Integrity), "byte {i}");
+            assert_eq!(
+                decrypt_with_key(&spec_okm(), &bad),
+                Err(VicarError::Integrity),
+                "byte {i}"
+            );
         }
         let mut other = spec_okm();
         other.expose_mut()[63] ^= 1;
@@ -357,18 +373,33 @@ mod tests {
     #[test]
     fn cheap_checks_come_before_the_kdf() {
         let file = [0u8; FILE_LEN];
-        assert_eq!(decrypt(b"x", &file[..215]), Err(VicarError::WrongLength { len: 215 }));
-        assert_eq!(decrypt(b"x", &[0u8; 217]), Err(VicarError::WrongLength { len: 217 }));
+        assert_eq!(
+            decrypt(b"x", &file[..215]),
+            Err(VicarError::WrongLength { len: 215 })
+        );
+        assert_eq!(
+            decrypt(b"x", &[0u8; 217]),
+            Err(VicarError::WrongLength { len: 217 })
+        );
         assert_eq!(decrypt(b"x", &[]), Err(VicarError::WrongLength { len: 0 }));
-        assert_eq!(decrypt(&[b'a'; 256], &file), Err(VicarError::PassphraseTooLong { len: 256 }));
+        assert_eq!(
+            decrypt(&[b'a'; 256], &file),
+            Err(VicarError::PassphraseTooLong { len: 256 })
+        );
         assert_eq!(decrypt(b"a\0b", &file), Err(VicarError::PassphraseHasNul));
         let mut rng = SeededEntropy::from_u64(1);
         assert_eq!(
             encrypt(&[b'a'; 300], &spec_profile(), &mut rng),
             Err(VicarError::PassphraseTooLong { len: 300 })
         );
-        assert_eq!(derive_key(&[b'a'; 256], &spec_salt()).err(), Some(VicarError::PassphraseTooLong { len: 256 }));
-        assert_eq!(decrypt_with_key(&spec_okm(), &[0u8; 10]), Err(VicarError::WrongLength { len: 10 }));
+        assert_eq!(
+            derive_key(&[b'a'; 256], &spec_salt()).err(),
+            Some(VicarError::PassphraseTooLong { len: 256 })
+        );
+        assert_eq!(
+            decrypt_with_key(&spec_okm(), &[0u8; 10]),
+            Err(VicarError::WrongLength { len: 10 })
+        );
     }
 
     #[test]
@@ -380,6 +411,9 @@ mod tests {
         let file = encrypt_with_key(&okm, &salt, &spec_profile());
         assert_eq!(salt_of(&file), Ok(salt));
         let shown = format!("{:?}", decrypt_with_key(&okm, &file));
-        assert!(shown.contains("redacted") && !shown.contains("64, 65, 66"), "{shown}");
+        assert!(
+            shown.contains("redacted") && !shown.contains("64, 65, 66"),
+            "{shown}"
+        );
     }
 }

@@ -97,12 +97,7 @@ impl Link {
 
     /// Delivers everything in flight through `filter` (which may drop or
     /// reorder), then runs timers; repeats for `steps` steps of `dt`.
-    fn run(
-        &mut self,
-        steps: u32,
-        dt: Duration,
-        filter: &mut dyn FnMut(&mut InFlight),
-    ) {
+    fn run(&mut self, steps: u32, dt: Duration, filter: &mut dyn FnMut(&mut InFlight)) {
         for _ in 0..steps {
             self.collect();
             let mut batch = std::mem::take(&mut self.wire);

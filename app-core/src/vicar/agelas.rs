@@ -125,7 +125,8 @@ impl Agelas {
     /// squeezes the next `S`.
     fn advance(&mut self, domain: u8) {
         let c = self.counter.to_be_bytes();
-        self.s[RATE / 8 - 1] = u64::from_le_bytes([c[1], c[2], c[3], c[4], c[5], c[6], c[7], domain]);
+        self.s[RATE / 8 - 1] =
+            u64::from_le_bytes([c[1], c[2], c[3], c[4], c[5], c[6], c[7], domain]);
         self.sponge.absorb_block(&self.s);
         self.s = self.sponge.rate_lanes();
         self.off = 0;
@@ -247,7 +248,13 @@ mod tests {
 
     #[test]
     fn reference_known_answer_any_split() {
-        for split in [&[100usize, 200][..], &[300], &[1; 300], &[7, 121, 8, 164], &[128, 128, 44]] {
+        for split in [
+            &[100usize, 200][..],
+            &[300],
+            &[1; 300],
+            &[7, 121, 8, 164],
+            &[128, 128, 44],
+        ] {
             let mut a = kat_context();
             let mut buf = kat_plain();
             let mut at = 0;

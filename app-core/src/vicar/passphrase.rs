@@ -35,7 +35,9 @@ pub const SALT_LEN: usize = 32;
 pub fn passphrase_kdf(passphrase: &[u8], salt: &[u8; SALT_LEN], label: &[u8]) -> Secret<OKM_LEN> {
     // 1. buf = SHAKE256(LE32(len(P)) || P || salt), 512 bytes.
     let mut buf = [0u8; 2 * 256];
-    let len = u32::try_from(passphrase.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let len = u32::try_from(passphrase.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
     shake256(&[&len, passphrase, salt], &mut buf);
     let (first, second) = buf.split_at(256);
 

@@ -29,7 +29,10 @@ pub(crate) struct Keccak1600 {
 impl Keccak1600 {
     /// The all-zero state.
     pub(crate) fn new() -> Self {
-        Self { state: [0u64; 25], keccak: Keccak::new() }
+        Self {
+            state: [0u64; 25],
+            keccak: Keccak::new(),
+        }
     }
 
     /// Applies Keccak-f[1600] to the state.
@@ -109,7 +112,10 @@ pub(crate) struct Shake256 {
 impl Shake256 {
     /// A fresh SHAKE256 instance.
     pub(crate) fn new() -> Self {
-        Self { sponge: Keccak1600::new(), pos: 0 }
+        Self {
+            sponge: Keccak1600::new(),
+            pos: 0,
+        }
     }
 
     /// Absorbs more input.
