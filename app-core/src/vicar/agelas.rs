@@ -163,7 +163,7 @@ impl Agelas {
             if self.off == XOR_RATE {
                 self.advance(DOMAIN_DATA);
             }
-            if self.off % 8 == 0 && rest.len() >= 8 {
+            if self.off.is_multiple_of(8) && rest.len() >= 8 {
                 // Whole lanes up to the end of this block.
                 let lanes = ((XOR_RATE - self.off) / 8).min(rest.len() / 8);
                 let (now, tail) = core::mem::take(&mut rest).split_at_mut(lanes * 8);

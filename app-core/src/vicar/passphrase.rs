@@ -61,10 +61,10 @@ pub fn passphrase_kdf(passphrase: &[u8], salt: &[u8; SALT_LEN], label: &[u8]) ->
     let mut h = [0u8; STEP_LEN];
     for (iter, pair) in ap.chunks_exact(2).enumerate() {
         let offset = usize::from(u16::from_le_bytes([pair[0], pair[1]])) * STEP_LEN;
-        if iter % AGELAS_EVERY == 0 {
-            if let Some(tail) = tmp.get_mut(offset..) {
-                stream.encrypt(tail);
-            }
+        if iter % AGELAS_EVERY == 0
+            && let Some(tail) = tmp.get_mut(offset..)
+        {
+            stream.encrypt(tail);
         }
         let Some(block) = tmp.get(offset..offset + STEP_LEN) else {
             continue; // cannot happen: the largest offset is MEM_SIZE - STEP_LEN

@@ -71,7 +71,7 @@ impl Keccak1600 {
         let mut pos = pos;
         let mut data = data;
         while !data.is_empty() {
-            if pos % 8 == 0 && data.len() >= 8 {
+            if pos.is_multiple_of(8) && data.len() >= 8 {
                 let (lane, rest) = data.split_at(8);
                 let mut b = [0u8; 8];
                 b.copy_from_slice(lane);
