@@ -181,6 +181,16 @@ pub struct Stats {
     pub peer: Option<SocketAddrV4>,
 }
 
+/// The exchange's view of a tunnel configuration.
+fn exchange_config(cfg: &TunnelConfig) -> ExchangeConfig {
+    ExchangeConfig {
+        flock_src: cfg.flock_src,
+        flock_dst: cfg.flock_dst,
+        tunnel_id: cfg.tunnel_id,
+        cathedral: cfg.flock_src != 0,
+    }
+}
+
 /// A tunnel-mode sanctum endpoint.
 #[derive(Debug)]
 pub struct Tunnel {
@@ -203,24 +213,14 @@ impl Tunnel {
     /// A tunnel starting at `now`. No key exchange starts before the first
     /// [`Tunnel::handle_timeout`].
     pub fn new(cfg: TunnelConfig, rng: &mut dyn Entropy) -> Self {
-        let ex_cfg = ExchangeConfig {
-            flock_src: cfg.flock_src,
-            flock_dst: cfg.flock_dst,
-            tunnel_id: cfg.tunnel_id,
-            cathedral: cfg.flock_src != 0,
-        };
+        let ex_cfg = exchange_config(&cfg);
         let chapel = KeyExchange::new(ex_cfg, cfg.shared_secret.clone(), rng);
         Self::assemble(cfg, chapel)
     }
 
     /// Like [`Tunnel::new`] with a given instance id (deterministic tests).
     pub fn with_instance_id(cfg: TunnelConfig, id: u64) -> Self {
-        let ex_cfg = ExchangeConfig {
-            flock_src: cfg.flock_src,
-            flock_dst: cfg.flock_dst,
-            tunnel_id: cfg.tunnel_id,
-            cathedral: cfg.flock_src != 0,
-        };
+        let ex_cfg = exchange_config(&cfg);
         let chapel = KeyExchange::with_instance_id(ex_cfg, cfg.shared_secret.clone(), id);
         Self::assemble(cfg, chapel)
     }
