@@ -354,7 +354,6 @@ pub enum MlKemSecret {
 /// Explicit key material for one negotiation, in place of fresh randomness:
 /// for known-answer tests and for replaying recorded sessions. Production
 /// code lets [`KeyExchange`] draw everything from its [`Entropy`].
-#[derive(Debug)]
 pub struct NegotiationKeys {
     /// Our RX SPI (`local.spi`).
     pub local_spi: u32,
@@ -362,7 +361,7 @@ pub struct NegotiationKeys {
     pub local_salt: [u8; 4],
     /// X25519 private key sent in PK fragments.
     pub local_x25519: Key32,
-    /// Random contribution for our RX direction... sent in PK fragments.
+    /// Random contribution sent in PK fragments.
     pub local_random: [u8; EXCHANGE_RANDOM_LEN],
     /// X25519 private key sent in CT fragments.
     pub remote_x25519: Key32,
@@ -370,6 +369,22 @@ pub struct NegotiationKeys {
     pub remote_random: [u8; EXCHANGE_RANDOM_LEN],
     /// Our ML-KEM-1024 key pair.
     pub mlkem: MlKemSecret,
+}
+
+impl fmt::Debug for NegotiationKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NegotiationKeys")
+            .field("local_spi", &format_args!("{:#010x}", self.local_spi))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for NegotiationKeys {
+    fn drop(&mut self) {
+        // The Key32 and Secret fields wipe themselves.
+        self.local_random.zeroize();
+        self.remote_random.zeroize();
+    }
 }
 
 /// One direction's half of a negotiation (crypto.md §9.1).
