@@ -315,11 +315,8 @@ impl Tunnel {
     pub fn handle_timeout(&mut self, now: Now, rng: &mut dyn Entropy) {
         self.sync_rx_status();
         self.chapel.poll(now, rng);
+        // drain_chapel also sends a heartbeat that has fallen due.
         self.drain_chapel(now, rng);
-        if self.bless.is_some() && self.next_heartbeat.is_some_and(|t| now.mono >= t) {
-            self.send_grace(&Grace::Heartbeat, now, rng);
-            self.schedule_heartbeat(now.mono);
-        }
     }
 
     /// Encrypts one clear packet (an IPv4 packet from the TUN side) and
