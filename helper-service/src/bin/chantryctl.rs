@@ -1,0 +1,3 @@
+//! chantryctl: the command-line client of chantryd.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! chantryd: runs a sanctum.conf as privilege-separated role processes.
+
+fn main() {}

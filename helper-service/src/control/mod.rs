@@ -1,0 +1,1 @@
+//! The control socket (spec/files.md §8).
