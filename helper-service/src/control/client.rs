@@ -53,9 +53,9 @@ pub(super) fn query_via(
     reply
         .sock
         .send_to(&[STATUS_REQUEST], control_path)
-        .map_err(|source| ControlError::Send {
+        .map_err(|error| ControlError::Send {
             path: control_path.to_owned(),
-            source,
+            error,
         })?;
 
     let no_answer = || ControlError::NoAnswer {
@@ -219,11 +219,11 @@ fn check_length(path: &Path) -> Result<(), ControlError> {
 }
 
 /// Wraps an OS error of call `op` on `path`.
-fn io_error(op: &'static str, path: &Path, source: io::Error) -> ControlError {
+fn io_error(op: &'static str, path: &Path, error: io::Error) -> ControlError {
     ControlError::Io {
         op,
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 

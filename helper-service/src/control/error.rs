@@ -28,29 +28,27 @@ pub enum ControlError {
         path: PathBuf,
     },
     /// A file-system or socket call on a path failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {error}")]
     Io {
         /// The call that failed (`bind`, `chown`, `chmod`, `unlink`, ...).
         op: &'static str,
         /// The socket path concerned.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
+        /// The OS error (part of the message, so not also a `source`).
+        error: io::Error,
     },
     /// Sending the STATUS request to the control socket failed (no such
     /// socket, nobody bound to it, no permission).
-    #[error("cannot send to control socket {path}: {source}")]
+    #[error("cannot send to control socket {path}: {error}")]
     Send {
         /// The control socket path.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
+        /// The OS error (part of the message, so not also a `source`).
+        error: io::Error,
     },
     /// Receiving on a socket failed.
     #[error("receive on control socket failed: {0}")]
-    Receive(#[source] io::Error),
+    Receive(io::Error),
     /// No reply arrived in time.
     #[error("no answer from control socket {path} within {timeout:?}")]
     NoAnswer {

@@ -229,7 +229,7 @@ fn query_without_socket_names_the_path() {
     let path = dir.path("nobody-here");
     let err = query(&path, Duration::from_secs(1)).unwrap_err();
     assert!(
-        matches!(&err, ControlError::Send { source, .. } if source.kind() == io::ErrorKind::NotFound)
+        matches!(&err, ControlError::Send { error, .. } if error.kind() == io::ErrorKind::NotFound)
     );
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
 }
