@@ -1,3 +1,319 @@
 //! chantryctl: the command-line client of chantryd.
+//!
+//! `chantryctl status` asks a running tunnel's control socket
+//! (spec/files.md §8) for its counters and prints them as a table or, with
+//! `--json`, as one JSON object. Exit status: 0 when the tunnel answered,
+//! 1 when it did not (the message names the socket), 2 for usage errors.
 
-fn main() {}
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chantry_core::config::Config;
+use chantry_service::control::{self, DEFAULT_CONTROL_PATH, SaStats, Status};
+use clap::{Args, Parser, Subcommand};
+
+/// Command-line client of chantryd.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chantryctl",
+    version,
+    about = "Command-line client of chantryd"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// What to do; one subcommand per duty.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a running tunnel's SAs, counters, peer and MTU (read from its
+    /// control socket).
+    Status(StatusArgs),
+}
+
+/// Arguments of `chantryctl status`.
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Control socket to ask (default: the `control` path of the tunnel's
+    /// sanctum.conf given with -c, else /tmp/sanctum-control).
+    #[arg(
+        short = 's',
+        long = "control",
+        value_name = "PATH",
+        conflicts_with = "config"
+    )]
+    control: Option<PathBuf>,
+    /// The tunnel's sanctum.conf: its `control` line names the socket.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    timeout: f64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Status(args) => status(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chantryctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `chantryctl status`.
+fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let path = control_path(args)?;
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .with_context(|| {
+            format!(
+                "--timeout {}: not a positive number of seconds",
+                args.timeout
+            )
+        })?;
+    let status = control::query(&path, timeout).context("no status from the tunnel")?;
+    let now = monotonic_now()?;
+    if args.json {
+        println!("{}", json(&path, now, &status)?);
+    } else {
+        print!("{}", table(&path, now, &status));
+    }
+    Ok(())
+}
+
+/// The socket to ask: `-s`, else the `control` path of `-c FILE`, else
+/// the reference default.
+fn control_path(args: &StatusArgs) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.control {
+        return Ok(p.clone());
+    }
+    let Some(file) = &args.config else {
+        return Ok(PathBuf::from(DEFAULT_CONTROL_PATH));
+    };
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // Parse only: the control path is all we need, and the key files the
+    // configuration names may be unreadable to this user.
+    let config = Config::parse_bytes(file, &bytes)?;
+    Ok(config.control().path.clone())
+}
+
+/// Whole seconds of CLOCK_MONOTONIC, the clock the counters use.
+fn monotonic_now() -> anyhow::Result<u64> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .context("clock_gettime(CLOCK_MONOTONIC)")?;
+    Ok(u64::try_from(now.tv_sec()).unwrap_or(0))
+}
+
+/// The status as one JSON object: the socket, the monotonic second the
+/// answer was read at (`now`, to compare `age` and `last` with), then the
+/// fields of [`Status`].
+fn json(path: &Path, now: u64, status: &Status) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        control: &'a Path,
+        now: u64,
+        #[serde(flatten)]
+        status: &'a Status,
+    }
+    Ok(serde_json::to_string(&Report {
+        control: path,
+        now,
+        status,
+    })?)
+}
+
+/// The human-readable table.
+fn table(path: &Path, now: u64, status: &Status) -> String {
+    let mut out = String::new();
+    let peer = status
+        .peer
+        .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    let _ = writeln!(out, "control  {}", path.display());
+    let _ = writeln!(out, "peer     {peer}");
+    let _ = writeln!(out, "mtu      {}", status.mtu);
+    let _ = writeln!(
+        out,
+        "{:<4} {:<10}  {:>12}  {:>12}  {:>10}  {:>12}",
+        "sa", "spi", "installed", "packets", "bytes", "last packet"
+    );
+    for (name, sa) in [("tx", &status.tx), ("rx", &status.rx)] {
+        let _ = writeln!(out, "{}", sa_row(name, now, sa));
+    }
+    out
+}
+
+/// One row of the SA table.
+fn sa_row(name: &str, now: u64, sa: &SaStats) -> String {
+    let (spi, installed) = if sa.spi == 0 {
+        ("none".to_owned(), "-".to_owned())
+    } else {
+        (format!("0x{:08x}", sa.spi), ago(now, sa.age))
+    };
+    let last = if sa.last == 0 {
+        "never".to_owned()
+    } else {
+        ago(now, sa.last)
+    };
+    format!(
+        "{name:<4} {spi:<10}  {installed:>12}  {:>12}  {:>10}  {last:>12}",
+        sa.pkt,
+        human_bytes(sa.bytes)
+    )
+}
+
+/// `N s ago` for a monotonic second; a time after `now` counts as 0.
+fn ago(now: u64, then: u64) -> String {
+    format!("{} s ago", now.saturating_sub(then))
+}
+
+/// Bytes with a binary unit: `977 B`, `1.5 KiB`, `12.0 MiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn sample() -> Status {
+        Status {
+            tx: SaStats {
+                spi: 0xa1b2_c3d4,
+                age: 100,
+                pkt: 3,
+                last: 120,
+                bytes: 1536,
+            },
+            rx: SaStats::default(),
+            peer: Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 4500)),
+            mtu: 1422,
+        }
+    }
+
+    #[test]
+    fn bytes_are_human_readable() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn times_are_seconds_ago() {
+        assert_eq!(ago(130, 100), "30 s ago");
+        assert_eq!(ago(100, 130), "0 s ago");
+    }
+
+    #[test]
+    fn table_shows_hex_spi_ages_and_missing_sa() {
+        let t = table(Path::new("/tmp/x"), 130, &sample());
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "control  /tmp/x");
+        assert_eq!(lines[1], "peer     192.0.2.7:4500");
+        assert_eq!(lines[2], "mtu      1422");
+        assert_eq!(
+            lines[4],
+            "tx   0xa1b2c3d4      30 s ago             3     1.5 KiB      10 s ago"
+        );
+        assert_eq!(
+            lines[5],
+            "rx   none                   -             0         0 B         never"
+        );
+        let unknown = table(Path::new("/tmp/x"), 1, &Status::default());
+        assert!(unknown.contains("peer     unknown\n"), "{unknown}");
+    }
+
+    #[test]
+    fn json_is_one_object_with_the_socket_and_now() {
+        let v: serde_json::Value =
+            serde_json::from_str(&json(Path::new("/tmp/x"), 130, &sample()).unwrap()).unwrap();
+        assert_eq!(v["control"], "/tmp/x");
+        assert_eq!(v["now"], 130);
+        assert_eq!(v["tx"]["spi"], 0xa1b2_c3d4_u32);
+        assert_eq!(v["tx"]["last"], 120);
+        assert_eq!(v["rx"]["spi"], 0);
+        assert_eq!(v["peer"], "192.0.2.7:4500");
+        assert_eq!(v["mtu"], 1422);
+    }
+
+    #[test]
+    fn socket_path_comes_from_flag_config_or_default() {
+        let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Status(a) => a,
+        };
+        let a = parse(&["chantryctl", "status"]);
+        assert_eq!(control_path(&a).unwrap(), Path::new(DEFAULT_CONTROL_PATH));
+        let a = parse(&["chantryctl", "status", "-s", "/run/t.sock", "--json"]);
+        assert!(a.json);
+        assert_eq!(control_path(&a).unwrap(), Path::new("/run/t.sock"));
+        let a = parse(&["chantryctl", "status", "--control", "/run/u.sock"]);
+        assert_eq!(control_path(&a).unwrap(), Path::new("/run/u.sock"));
+        assert!(Cli::try_parse_from(["chantryctl", "status", "-s", "/a", "-c", "/b"]).is_err());
+
+        let dir = std::env::temp_dir().join(format!("chantryctl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("t.conf");
+        let mut text = String::from(
+            "instance t1\nmode tunnel\nspi 0x0102\nlocal 127.0.0.1:4500\n\
+             peer 127.0.0.1:4501\ntunnel 10.20.0.1/30 1422\nsecret /nonexistent\n\
+             control /run/chantry-t1.control root\n",
+        );
+        for role in [
+            "heaven-rx",
+            "heaven-tx",
+            "purgatory-rx",
+            "purgatory-tx",
+            "bless",
+            "confess",
+            "chapel",
+            "control",
+        ] {
+            text.push_str(&format!("run {role} as nobody\n"));
+        }
+        std::fs::write(&conf, &text).unwrap();
+        let a = parse(&["chantryctl", "status", "-c", conf.to_str().unwrap()]);
+        assert_eq!(
+            control_path(&a).unwrap(),
+            Path::new("/run/chantry-t1.control")
+        );
+        // Without a `control` line: the reference default.
+        let no_control: String = text
+            .lines()
+            .filter(|l| !l.starts_with("control "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&conf, no_control).unwrap();
+        assert_eq!(control_path(&a).unwrap(), Path::new(DEFAULT_CONTROL_PATH));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
