@@ -1,10 +1,15 @@
 //! chantryd: the guardian and the sandboxed role processes that run one
 //! sanctum tunnel (see docs/architecture.md and docs/sandbox.md).
 //!
-//! `unsafe` is denied crate-wide and allowed only in the modules that map
-//! shared memory and set up the sandbox, each use with a SAFETY comment.
+//! `unsafe` is denied crate-wide and allowed only where a mapping of
+//! shared memory, an fd handed over by the guardian, or a sandbox syscall
+//! needs it, each use with a SAFETY comment.
 
-pub mod role;
-pub mod shm;
-pub mod sandbox;
 pub mod control;
+pub mod guardian;
+pub mod platform;
+pub mod role;
+pub mod roles;
+pub mod sandbox;
+pub mod shm;
+pub mod wiring;

@@ -36,6 +36,19 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 const CHILD_ENV: &str = "CHANTRY_SANDBOX_CHILD";
+/// The roles chantryd runs today (cathedral, liturgy and bishop come later).
+const CHANTRYD_ROLES: [Role; 10] = [
+    Role::HeavenRx,
+    Role::HeavenTx,
+    Role::PurgatoryRx,
+    Role::PurgatoryTx,
+    Role::Chapel,
+    Role::Bless,
+    Role::Confess,
+    Role::Control,
+    Role::Pilgrim,
+    Role::Shrine,
+];
 const DIR_ENV: &str = "CHANTRY_SANDBOX_DIR";
 const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 const SIGSYS: i32 = 31;
@@ -99,7 +112,7 @@ impl Case {
 }
 
 fn uid_of(role: Role) -> u32 {
-    let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(99);
+    let i = CHANTRYD_ROLES.iter().position(|r| *r == role).unwrap_or(99);
     6000 + u32::try_from(i).unwrap_or(99)
 }
 
@@ -332,6 +345,7 @@ fn hold_fds(role: Role, dir: &Path, uid: u32) -> Held {
                     .expect("memfd");
             held.memfd = Some(memfd);
         }
+        Role::Cathedral | Role::Liturgy | Role::Bishop => unreachable!("not a chantryd role"),
     }
     held
 }
@@ -535,6 +549,7 @@ fn role_work(role: Role, held: &Held) {
             let memfd = held.memfd.as_ref().expect("memfd");
             report(&format!("memfd {}", memfd.as_raw_fd() > 2));
         }
+        Role::Cathedral | Role::Liturgy | Role::Bishop => unreachable!("not a chantryd role"),
     }
 }
 
@@ -588,7 +603,7 @@ struct Ran {
 fn run_child(role: Role, case: Case, dir: &Path) -> Result<Ran, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let mut child = Command::new(exe)
-        .env(CHILD_ENV, format!("{}:{}", role.name(), case.name()))
+        .env(CHILD_ENV, format!("{}:{}", role.as_str(), case.name()))
         .env(DIR_ENV, dir)
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
@@ -808,7 +823,7 @@ fn parent() {
     let dir = prepare_dir();
     let mut failures = Vec::new();
     let mut ran_count = 0;
-    for role in Role::ALL {
+    for role in CHANTRYD_ROLES {
         for case in cases_for(role) {
             ran_count += 1;
             let result = run_child(role, case, &dir).and_then(|ran| {

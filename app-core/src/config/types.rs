@@ -168,6 +168,15 @@ impl Role {
             Role::Bishop => "bishop",
         }
     }
+
+    /// Roles that hold key material and never need a network: chantryd runs
+    /// them in an empty network namespace.
+    pub fn is_crypto(self) -> bool {
+        matches!(
+            self,
+            Role::Bless | Role::Confess | Role::Chapel | Role::Pilgrim | Role::Shrine
+        )
+    }
 }
 
 impl fmt::Display for Role {

@@ -1,3 +1,81 @@
 //! chantryd: runs a sanctum.conf as privilege-separated role processes.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use chantry_service::guardian::{self, SetupError};
+
+#[derive(Parser, Debug)]
+#[command(name = "chantryd", version = version(), about = "Runs a sanctum tunnel as sandboxed role processes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Runs the tunnel described by a sanctum.conf until SIGTERM.
+    Run {
+        /// The sanctum.conf.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Checks a sanctum.conf and its key files; starts nothing.
+    Check {
+        /// The sanctum.conf.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Internal: one role process, exec'd by the guardian.
+    #[command(hide = true)]
+    Role {
+        /// The role name.
+        name: String,
+    },
+}
+
+fn version() -> &'static str {
+    if cfg!(feature = "test-hooks") {
+        concat!(env!("CARGO_PKG_VERSION"), " (test-hooks)")
+    } else {
+        env!("CARGO_PKG_VERSION")
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let role = matches!(cli.command, Cmd::Role { .. });
+    init_logs(role);
+    let result = match cli.command {
+        Cmd::Run { config } => guardian::run(&config),
+        Cmd::Check { config } => guardian::setup::load(&config)
+            .map(|_| ())
+            .map_err(Into::into),
+        Cmd::Role { name } => chantry_service::roles::run(&name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(setup) = e.downcast_ref::<SetupError>() {
+                eprintln!("chantryd: {setup}");
+                return ExitCode::from(2);
+            }
+            eprintln!("chantryd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr; roles prefix theirs with the role name.
+fn init_logs(role: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(role)
+        .init();
+}

@@ -71,6 +71,17 @@ pub enum KeyMsg {
 }
 
 impl KeyMsg {
+    /// The message's name, for logs (never its contents).
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyMsg::InstallTx { .. } => "install-tx",
+            KeyMsg::InstallRx { .. } => "install-rx",
+            KeyMsg::Erase => "erase",
+            KeyMsg::ShroudTx { .. } => "shroud-tx",
+            KeyMsg::ShroudRx { .. } => "shroud-rx",
+        }
+    }
+
     /// Writes the message into `out` and returns its length.
     pub fn encode(&self, out: &mut Zeroizing<[u8; MAX_KEY_MSG]>) -> usize {
         let sa = |out: &mut [u8; MAX_KEY_MSG], tag: u8, spi: u32, salt: &[u8; 4], key: &Key32| {

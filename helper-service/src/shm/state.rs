@@ -119,6 +119,13 @@ struct Layout {
     rx: StatsBlock,
     /// SPI of the pending RX SA, 0 = none. Written by confess.
     rx_pending_spi: AtomicU32,
+    /// SPI of the active RX SA from its install on (the RX statistics show
+    /// it only from the first packet), 0 = none. Written by confess, read
+    /// by purgatory-rx's pre-filter.
+    rx_active_spi: AtomicU32,
+    /// MTU discovery acks the guardian applied to the TUN device (a
+    /// counter). Written by the guardian, read by heaven-rx.
+    mtu_applied: AtomicU32,
     /// Tunnel MTU (`mtu_size`). Written by the guardian.
     mtu: AtomicU32,
     /// Monotonic second of the last successful decryption, 0 = none.
@@ -282,6 +289,33 @@ impl SharedState {
         self.l().rx_pending_spi.store(spi, Ordering::Relaxed);
     }
 
+    /// SPI of the active RX SA, 0 = none.
+    pub fn rx_active_spi(&self) -> u32 {
+        self.l().rx_active_spi.load(Ordering::Relaxed)
+    }
+
+    /// Publishes the active RX SPI (confess).
+    pub fn set_rx_active_spi(&self, spi: u32) {
+        self.l().rx_active_spi.store(spi, Ordering::Relaxed);
+    }
+
+    /// How many MTU acks the guardian applied.
+    pub fn mtu_applied(&self) -> u32 {
+        self.l().mtu_applied.load(Ordering::Acquire)
+    }
+
+    /// Counts one applied MTU ack (guardian).
+    pub fn bump_mtu_applied(&self) {
+        self.l().mtu_applied.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Clears every started flag (guardian, before starting a new set).
+    pub fn clear_started(&self) {
+        for s in &self.l().started {
+            s.store(0, Ordering::Release);
+        }
+    }
+
     /// Monotonic second of the last successful decryption, 0 = none.
     pub fn last_decrypt(&self) -> u64 {
         self.l().last_decrypt.load(Ordering::Relaxed)
@@ -415,7 +449,8 @@ mod tests {
         assert!(b.is_started(Role::Bless) && b.is_started(Role::Control));
         assert!(!b.is_started(Role::Confess));
         assert_eq!(s.started.iter().filter(|&&x| x).count(), 2);
-        assert!(s.started[0]); // Role::ALL[0] is Control
+        let control = Role::ALL.iter().position(|r| *r == Role::Control).unwrap();
+        assert!(s.started[control]);
 
         a.tx().reset();
         assert_eq!(b.tx().snapshot(), StatsSnapshot::default());

@@ -1,0 +1,196 @@
+//! From a sanctum.conf to what the guardian needs: the mode, the users of
+//! each role, the TUN shape, the settings roles read. Every problem is
+//! reported before anything is created.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use chantry_core::config::{self, Config, InitialPeer};
+use chantry_core::secret::Key32;
+
+use crate::platform::TunSpec;
+use crate::role::Role;
+use crate::sandbox::User;
+use crate::wiring::{Mode, RoleSettings};
+
+/// A configuration chantryd cannot run, with the message to print. The
+/// process exits with status 2 and nothing is started.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// Everything `chantryd run` needs, checked.
+#[derive(Debug)]
+pub struct Setup {
+    /// The parsed configuration.
+    pub config: Config,
+    /// The shared secret (only the keying role will get it).
+    pub secret: Key32,
+    /// The mode.
+    pub mode: Mode,
+    /// Settings every role reads.
+    pub settings: RoleSettings,
+    /// The user of each role.
+    pub users: BTreeMap<Role, User>,
+    /// The TUN device (none for a role set without heaven roles is not a
+    /// case: every mode here has one).
+    pub tun: TunSpec,
+    /// The control socket path and its owner.
+    pub control: (PathBuf, User),
+}
+
+/// Loads and checks `path`.
+pub fn load(path: &Path) -> Result<Setup, SetupError> {
+    let config = Config::load(path).map_err(|e| SetupError(e.to_string()))?;
+    config
+        .check_files()
+        .map_err(|e| SetupError(e.to_string()))?;
+    let mode = match config.mode() {
+        config::Mode::Tunnel => Mode::Tunnel,
+        config::Mode::Pilgrim => Mode::Pilgrim,
+        config::Mode::Shrine => Mode::Shrine,
+        other => {
+            return Err(SetupError(format!(
+                "{}: mode {other} is not supported by chantryd yet (tunnel, pilgrim and shrine are)",
+                path.display()
+            )));
+        }
+    };
+    let at = |kw: config::Keyword| {
+        config.line_of(kw).map_or_else(
+            || path.display().to_string(),
+            |l| format!("{}:{l}", path.display()),
+        )
+    };
+    if config.cathedral_client() {
+        return Err(SetupError(format!(
+            "{}: cathedral: chantryd does not run the cathedral client yet",
+            at(config::Keyword::Cathedral)
+        )));
+    }
+    if config.tap() {
+        return Err(SetupError(format!(
+            "{}: tap: chantryd supports tun devices only",
+            at(config::Keyword::Tap)
+        )));
+    }
+    let secret = match config.load_secret() {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(SetupError(format!(
+                "{}: no `secret` line: a tunnel without a cathedral needs the shared secret file",
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(SetupError(format!(
+                "{}: secret: {e}",
+                at(config::Keyword::Secret)
+            )));
+        }
+    };
+    let Some(tunnel) = config.tunnel() else {
+        return Err(SetupError(format!("{}: no `tunnel` line", path.display())));
+    };
+    let mut users = BTreeMap::new();
+    for &role in config.roles_needed() {
+        let name = config.run_as(role).ok_or_else(|| {
+            SetupError(format!("{}: no `run {role} as USER` line", path.display()))
+        })?;
+        let user = resolve_user(name).ok_or_else(|| {
+            SetupError(format!(
+                "{}: run {role} as {name}: no such user",
+                at(config::Keyword::Run)
+            ))
+        })?;
+        users.insert(role, user);
+    }
+    // The reference chowns the socket to the `control` line's user; that
+    // user must exist. chantryd gives the socket to the control role's
+    // user instead, the only one that must answer through it (a root
+    // client's reply socket follows the socket's owner, see control::query).
+    resolve_user(&config.control().user).ok_or_else(|| {
+        SetupError(format!(
+            "{}: control: no such user `{}`",
+            at(config::Keyword::Control),
+            config.control().user
+        ))
+    })?;
+    let control_user = users
+        .get(&Role::Control)
+        .copied()
+        .ok_or_else(|| SetupError(format!("{}: no `run control as USER` line", path.display())))?;
+    let peer = match config.effective_peer() {
+        InitialPeer::Fixed(a) => Some(a),
+        InitialPeer::Cathedral | InitialPeer::Learn => None,
+    };
+    if mode == Mode::Pilgrim && peer.is_none() {
+        return Err(SetupError(format!(
+            "{}: a pilgrim needs a `peer` address: the shrine never sends",
+            path.display()
+        )));
+    }
+    let mut accept: Vec<(Ipv4Addr, u8)> = vec![(tunnel.net.network(), tunnel.net.prefix())];
+    accept.extend(config.accepts().iter().map(|n| (n.network(), n.prefix())));
+    accept.extend(config.routes().iter().map(|n| (n.network(), n.prefix())));
+    let settings = RoleSettings {
+        mode,
+        instance: config.instance().to_owned(),
+        tun_mtu: config.tun_mtu(),
+        mtu_discovery: config.mtu_discovery(),
+        tfc: config.tfc(),
+        shroud: config.shroud(),
+        flock_src: 0,
+        flock_dst: 0,
+        tunnel_id: config.spi(),
+        peer,
+        peer_configured: config.peer_configured(),
+        accept,
+        test_rekey_every: test_env("CHANTRY_TEST_REKEY_EVERY").and_then(|v| v.parse().ok()),
+        test_forbidden_syscall: test_env("CHANTRY_TEST_FORBIDDEN_SYSCALL"),
+    };
+    let tun = TunSpec {
+        name: config.instance().to_owned(),
+        addr: tunnel.net.addr(),
+        prefix: tunnel.net.prefix(),
+        mtu: config.tun_mtu(),
+        routes: config
+            .routes()
+            .iter()
+            .map(|n| (n.network(), n.prefix()))
+            .collect(),
+    };
+    let control = (config.control().path.clone(), control_user);
+    Ok(Setup {
+        config,
+        secret,
+        mode,
+        settings,
+        users,
+        tun,
+        control,
+    })
+}
+
+/// A user name from the system's user database, or a plain number (uid,
+/// with the same number as gid) for service accounts that exist only as
+/// ids.
+pub fn resolve_user(name: &str) -> Option<User> {
+    if let Ok(Some(u)) = nix::unistd::User::from_name(name) {
+        return Some(User {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+        });
+    }
+    name.parse::<u32>().ok().map(|id| User { uid: id, gid: id })
+}
+
+/// A test-only setting from the environment: read only by test builds.
+fn test_env(name: &str) -> Option<String> {
+    if cfg!(feature = "test-hooks") {
+        std::env::var(name).ok()
+    } else {
+        None
+    }
+}

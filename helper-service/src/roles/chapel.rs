@@ -1,0 +1,139 @@
+//! chapel: the tunnel-mode key exchange (behaviour.md §3). The only role
+//! that holds the shared secret. It sees offers (from purgatory-rx), the RX
+//! statistics confess publishes, and sends offers (to purgatory-tx) and
+//! session keys (to bless and confess); it never sees a packet's contents.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use chantry_core::entropy::OsEntropy;
+use chantry_core::exchange::{ExchangeConfig, KeyExchange, RxStatus};
+use chantry_core::kdf;
+use chantry_core::time::Instant;
+
+use super::Role0;
+use super::keying::{self, KeyOut};
+use super::runtime::{self, BATCH};
+use crate::shm::{self, KeyMsg, Meta};
+use crate::wiring::{Ring, Slot};
+
+/// Longest sleep: chapel re-reads the RX statistics at least this often.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Runs chapel until it is killed.
+pub fn run(mut r: Role0) -> Result<()> {
+    let secret_fd = runtime::take(&mut r.fds, Slot::Secret)?;
+    let mut offers_in = runtime::consumer(&mut r.fds, Ring::Chapel)?;
+    let mut offers_out = runtime::producer(&mut r.fds, Ring::Offer)?;
+    let mut keys = KeyOut {
+        bless: Some(runtime::producer(&mut r.fds, Ring::KeyBless)?),
+        confess: Some(runtime::producer(&mut r.fds, Ring::KeyConfess)?),
+    };
+    let mut shroud_rx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryRx)?);
+    let mut shroud_tx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryTx)?);
+    let (wake, state) = r.enter()?;
+    let secret = keying::read_secret(secret_fd)?;
+    let s = &r.settings;
+    if s.shroud {
+        let key = kdf::peer_shroud_key(&secret, s.flock_src, s.flock_dst);
+        keying::send(&mut shroud_rx, &KeyMsg::ShroudRx { key: key.clone() });
+        keying::send(&mut shroud_tx, &KeyMsg::ShroudTx { key });
+    }
+    let mut rng = OsEntropy;
+    let cfg = ExchangeConfig {
+        flock_src: s.flock_src,
+        flock_dst: s.flock_dst,
+        tunnel_id: s.tunnel_id,
+        cathedral: false,
+    };
+    let mut ex = KeyExchange::new(cfg, secret, &mut rng);
+    ex.set_peer_known(state.peer().is_some());
+    tracing::info!(
+        instance = format_args!("{:016x}", ex.instance_id()),
+        "chapel ready"
+    );
+    let rekey_every = test_rekey_every(s.test_rekey_every);
+    let mut next_forced = rekey_every.map(|d| runtime::now().mono + d);
+    let mut last_decrypt = 0;
+    let mut buf = vec![0u8; shm::SLOT_DATA];
+    loop {
+        let now = runtime::now();
+        // What confess saw since the last look.
+        let rx = state.rx_stats();
+        ex.set_rx_status((rx.spi != 0 && rx.pkt > 0).then(|| RxStatus {
+            spi: rx.spi,
+            packets: rx.pkt,
+            installed: Instant::from_secs(rx.age),
+        }));
+        let ld = state.last_decrypt();
+        if ld != 0 && ld != last_decrypt {
+            last_decrypt = ld;
+            ex.rx_decrypted(Instant::from_secs(ld));
+        }
+        if let (Some(every), Some(t)) = (rekey_every, next_forced)
+            && now.mono >= t
+        {
+            tracing::info!("test hook: forcing a key exchange");
+            ex.force_exchange();
+            next_forced = Some(now.mono + every);
+        }
+        let mut moved = 0;
+        while moved < BATCH {
+            let Some((meta, len)) = offers_in.pop(&mut buf) else {
+                break;
+            };
+            moved += 1;
+            match ex.handle_offer(&buf[..len], now, &mut rng) {
+                Ok(accepted) => {
+                    tracing::debug!(?accepted, "offer accepted");
+                    if let Some(src) = meta.addr
+                        && state.peer() != Some(src)
+                    {
+                        state.set_peer(Some(src));
+                        ex.set_peer_known(true);
+                        tracing::info!(peer = %src, "peer address learned from an offer");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "offer rejected"),
+            }
+        }
+        ex.poll(now, &mut rng);
+        while let Some(cmd) = ex.poll_key() {
+            if matches!(cmd, chantry_core::exchange::KeyCommand::Erase)
+                && !r.settings.peer_configured
+            {
+                // A dead peer's address is forgotten (behaviour.md §4.3).
+                state.set_peer(r.settings.peer);
+                ex.set_peer_known(r.settings.peer.is_some());
+            }
+            keys.apply(cmd);
+        }
+        let mut sent = false;
+        while let Some(offer) = ex.poll_transmit() {
+            sent |= offers_out.push(Meta::default(), &offer).is_ok();
+        }
+        if sent {
+            offers_out.wake();
+        }
+        while let Some(e) = ex.poll_event() {
+            tracing::info!(event = ?e, "exchange");
+        }
+        if moved == BATCH {
+            continue;
+        }
+        let now = runtime::now().mono;
+        let timeout = ex
+            .next_deadline()
+            .map_or(TICK, |d| runtime::until(d, now).min(TICK));
+        shm::sleep(&mut [&mut offers_in], &wake, &[], Some(timeout))?;
+    }
+}
+
+/// The forced-rekey interval, honoured only by test builds.
+fn test_rekey_every(secs: Option<u64>) -> Option<Duration> {
+    if cfg!(feature = "test-hooks") {
+        secs.filter(|s| *s > 0).map(Duration::from_secs)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,455 @@
+//! The harness of the end-to-end tests: network namespaces joined by a veth
+//! pair that the test creates and removes itself, sanctum.conf files in a
+//! temporary directory, and chantryd processes run inside the namespaces.
+//! Every wait is bounded; nothing here talks to any address but the ones
+//! it created.
+//!
+//! The chantryd under test is the one built with the `test-hooks` feature
+//! by scripts/test.sh (`CHANTRYD` names it; see tests/README.md).
+
+use std::fs;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The chantryd binary under test.
+pub fn chantryd() -> PathBuf {
+    if let Ok(p) = std::env::var("CHANTRYD") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> -> target/e2e/chantryd
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("target dir");
+    let p = target.join("e2e").join("chantryd");
+    assert!(
+        p.exists(),
+        "no chantryd at {}: build it with `cargo build --profile e2e -p chantry-service \
+         --features test-hooks --bins` or set CHANTRYD (scripts/test.sh does this)",
+        p.display()
+    );
+    p
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A short unique tag for names of namespaces and links.
+fn tag() -> String {
+    format!(
+        "{:x}{:x}",
+        std::process::id() % 0xffff,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with `lo` up.
+    pub fn new(prefix: &str) -> Netns {
+        let name = format!("ch{prefix}{}", tag());
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.run(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The argument vector running `args` inside the namespace.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    /// Runs `args` inside the namespace; panics on failure.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd(args).output().expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{} in {}: {}",
+            args.join(" "),
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// True if one ping to `addr` is answered within a second.
+    pub fn ping_once(&self, addr: Ipv4Addr) -> bool {
+        self.cmd(&["ping", "-c", "1", "-W", "1", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Pings `addr` once a second until it answers or `limit` passes;
+    /// returns how long it took.
+    pub fn ping_until(&self, addr: Ipv4Addr, limit: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.ping_once(addr) {
+                return Some(start.elapsed());
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Two namespaces joined by a veth pair: `a` is 192.168.77.1, `b` .2.
+#[derive(Debug)]
+pub struct Pair {
+    /// Left side.
+    pub a: Netns,
+    /// Right side.
+    pub b: Netns,
+}
+
+/// The outer (veth) address of each side.
+pub const OUTER_A: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
+/// See [`OUTER_A`].
+pub const OUTER_B: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
+/// The inner (tunnel) address of each side.
+pub const INNER_A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// See [`INNER_A`].
+pub const INNER_B: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+impl Pair {
+    /// Creates both namespaces and the veth pair between them.
+    pub fn new() -> Pair {
+        let a = Netns::new("a");
+        let b = Netns::new("b");
+        let (va, vb) = (format!("v{}a", a.name), format!("v{}b", b.name));
+        let (va, vb) = (&va[..va.len().min(15)], &vb[..vb.len().min(15)]);
+        sh(&[
+            "ip", "link", "add", va, "netns", &a.name, "type", "veth", "peer", "name", vb, "netns",
+            &b.name,
+        ]);
+        a.run(&["ip", "addr", "add", &format!("{OUTER_A}/24"), "dev", va]);
+        b.run(&["ip", "addr", "add", &format!("{OUTER_B}/24"), "dev", vb]);
+        a.run(&["ip", "link", "set", va, "up"]);
+        b.run(&["ip", "link", "set", vb, "up"]);
+        Pair { a, b }
+    }
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Pair::new()
+    }
+}
+
+/// A temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates one under the system temp dir.
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("chantry-e2e-{}", tag()));
+        fs::create_dir_all(&p).expect("temp dir");
+        // Roles drop to unprivileged uids; nothing of theirs lives here,
+        // but the guardian reads configs and secrets as root.
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o700)).expect("chmod");
+        TempDir(p)
+    }
+
+    /// A path inside.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        TempDir::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes a 32-byte shared secret file (mode 0600).
+pub fn write_secret(path: &Path, seed: u8) {
+    let bytes: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(7).wrapping_add(seed))
+        .collect();
+    let mut f = fs::File::create(path).expect("secret");
+    f.write_all(&bytes).expect("secret");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Base uid of the test's role users: every role runs under its own
+/// numeric uid (no /etc/passwd entries needed).
+pub const UID_BASE: u32 = 61000;
+
+/// The uid a role runs under in these tests.
+pub fn uid_of(role: &str, side: u32) -> u32 {
+    let roles = [
+        "heaven-rx",
+        "heaven-tx",
+        "purgatory-rx",
+        "purgatory-tx",
+        "bless",
+        "confess",
+        "chapel",
+        "control",
+        "pilgrim",
+        "shrine",
+    ];
+    let i = roles.iter().position(|r| *r == role).expect("role") as u32;
+    UID_BASE + side * 100 + i
+}
+
+/// One side's sanctum.conf.
+#[derive(Debug, Clone)]
+pub struct Conf {
+    /// `mode`.
+    pub mode: &'static str,
+    /// `instance` (also the TUN name).
+    pub instance: String,
+    /// Own outer address.
+    pub local: Ipv4Addr,
+    /// Peer outer address (None: learn).
+    pub peer: Option<Ipv4Addr>,
+    /// Own inner address.
+    pub inner: Ipv4Addr,
+    /// `tunnel` MTU (a number or `auto`).
+    pub mtu: String,
+    /// `shroud yes`.
+    pub shroud: bool,
+    /// Index for uids (0 or 1).
+    pub side: u32,
+}
+
+/// The roles of a mode.
+pub fn roles(mode: &str) -> &'static [&'static str] {
+    match mode {
+        "pilgrim" => &["control", "purgatory-tx", "heaven-rx", "bless", "pilgrim"],
+        "shrine" => &["control", "purgatory-rx", "heaven-tx", "confess", "shrine"],
+        _ => &[
+            "control",
+            "purgatory-rx",
+            "purgatory-tx",
+            "heaven-rx",
+            "bless",
+            "heaven-tx",
+            "confess",
+            "chapel",
+        ],
+    }
+}
+
+impl Conf {
+    /// Writes the configuration and its secret into `dir`; returns the
+    /// config path.
+    pub fn write(&self, dir: &TempDir) -> PathBuf {
+        let secret = dir.join(&format!("{}.secret", self.instance));
+        write_secret(&secret, 42);
+        let mut s = String::new();
+        s += &format!("mode {}\ninstance {}\n", self.mode, self.instance);
+        s += &format!("secret {}\n", secret.display());
+        s += &format!("local {}:4500\n", self.local);
+        if let Some(p) = self.peer {
+            s += &format!("peer {p}:4500\n");
+        }
+        s += &format!("tunnel {}/30 {}\n", self.inner, self.mtu);
+        if self.shroud {
+            s += "shroud yes\n";
+        }
+        s += &format!(
+            "control {} root\n",
+            dir.join(&format!("{}.control", self.instance)).display()
+        );
+        for r in roles(self.mode) {
+            s += &format!("run {r} as {}\n", uid_of(r, self.side));
+        }
+        let path = dir.join(&format!("{}.conf", self.instance));
+        fs::write(&path, s).expect("config");
+        path
+    }
+
+    /// The control socket path the config names.
+    pub fn control(&self, dir: &TempDir) -> PathBuf {
+        dir.join(&format!("{}.control", self.instance))
+    }
+}
+
+/// A running chantryd, stopped with SIGTERM on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `chantryd run -c conf` in `ns` with extra environment.
+    pub fn start(ns: &Netns, conf: &Path, log: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let bin = chantryd();
+        let file = fs::File::create(&log).expect("log");
+        let mut cmd = ns.cmd(&[
+            bin.to_str().expect("utf-8 path"),
+            "run",
+            "-c",
+            conf.to_str().expect("utf-8 path"),
+        ]);
+        cmd.stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("chantryd");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The guardian's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log contains `needle`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// The role processes of this daemon: (role, pid).
+    pub fn role_pids(&self) -> Vec<(String, u32)> {
+        role_children(self.pid())
+    }
+
+    /// SIGTERM and wait (bounded, then SIGKILL); returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Children of `ppid` (through `ip netns exec`, which execs in place) that
+/// are chantryd roles: (role, pid), from /proc.
+pub fn role_children(ppid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // ppid is the 2nd field after the ")" that closes the name.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let parent: u32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if parent != ppid {
+            continue;
+        }
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.get(1).map(String::as_str) == Some("role")
+            && let Some(name) = args.get(2)
+        {
+            out.push((name.clone(), pid));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The uid a process runs under (real uid from /proc/PID/status).
+pub fn uid_of_pid(pid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Network interfaces a process sees (from /proc/PID/net/dev, which shows
+/// the process's own network namespace).
+pub fn interfaces_of_pid(pid: u32) -> Vec<String> {
+    let s = fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    s.lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|n| n.trim().to_owned()))
+        .collect()
+}

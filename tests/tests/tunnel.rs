@@ -1,0 +1,263 @@
+//! Two chantryd in two namespaces joined by veth: keys, ping both ways,
+//! TCP through the tunnel with rekeys during the transfer, a killed role,
+//! and pilgrim to shrine.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chantry_e2e::*;
+
+fn conf(side: u32, mode: &'static str) -> Conf {
+    let (local, peer, inner) = if side == 0 {
+        (OUTER_A, OUTER_B, INNER_A)
+    } else {
+        (OUTER_B, OUTER_A, INNER_B)
+    };
+    Conf {
+        mode,
+        instance: format!("chtun{side}"),
+        local,
+        peer: Some(peer),
+        inner,
+        mtu: "1422".into(),
+        shroud: false,
+        side,
+    }
+}
+
+struct Tunnel {
+    pair: Pair,
+    dir: TempDir,
+    a: Daemon,
+    b: Daemon,
+    conf_a: Conf,
+    conf_b: Conf,
+}
+
+fn start(mode_a: &'static str, mode_b: &'static str, shroud: bool, env: &[(&str, &str)]) -> Tunnel {
+    let pair = Pair::new();
+    let dir = TempDir::new();
+    let mut conf_a = conf(0, mode_a);
+    let mut conf_b = conf(1, mode_b);
+    conf_a.shroud = shroud;
+    conf_b.shroud = shroud;
+    if shroud {
+        // The largest MTU a shrouded tunnel allows (1500 - 127).
+        conf_a.mtu = "1373".into();
+        conf_b.mtu = "1373".into();
+    }
+    let (pa, pb) = (conf_a.write(&dir), conf_b.write(&dir));
+    let a = Daemon::start(&pair.a, &pa, dir.join("a.log"), env);
+    let b = Daemon::start(&pair.b, &pb, dir.join("b.log"), env);
+    Tunnel {
+        pair,
+        dir,
+        a,
+        b,
+        conf_a,
+        conf_b,
+    }
+}
+
+impl Tunnel {
+    fn logs(&self) -> String {
+        format!(
+            "--- a ---\n{}\n--- b ---\n{}",
+            self.a.log_text(),
+            self.b.log_text()
+        )
+    }
+}
+
+#[test]
+fn ping_both_ways_then_tcp_across_rekeys() {
+    let t = start(
+        "tunnel",
+        "tunnel",
+        false,
+        &[("CHANTRY_TEST_REKEY_EVERY", "3")],
+    );
+    let up = t.pair.a.ping_until(INNER_B, Duration::from_secs(5));
+    assert!(up.is_some(), "no ping a->b within 5 s\n{}", t.logs());
+    assert!(
+        t.pair
+            .b
+            .ping_until(INNER_A, Duration::from_secs(5))
+            .is_some(),
+        "no ping b->a\n{}",
+        t.logs()
+    );
+
+    let server = t
+        .pair
+        .b
+        .cmd(&["iperf3", "-s", "-1", "-B", &INNER_B.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    let mut server = KillOnDrop(server);
+    std::thread::sleep(Duration::from_millis(500));
+    let installs_before = t.a.log_text().matches("TX key installed").count();
+    let out = t
+        .pair
+        .a
+        .cmd(&[
+            "iperf3",
+            "-c",
+            &INNER_B.to_string(),
+            "-t",
+            "10",
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ])
+        .output()
+        .expect("iperf3 client");
+    let _ = server.0.wait();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    assert!(
+        out.status.success() && report.get("error").is_none(),
+        "iperf3 failed: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        t.logs()
+    );
+    let bits = report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let secs = report["end"]["sum_received"]["seconds"]
+        .as_f64()
+        .unwrap_or(0.0);
+    eprintln!(
+        "iperf3 through chantryd (debug-ish e2e build): {:.0} Mbit/s over {secs:.1} s",
+        bits / 1e6
+    );
+    assert!(secs >= 9.5, "the TCP run did not last 10 s: {secs}");
+    assert!(bits > 0.0);
+    let installs_after = t.a.log_text().matches("TX key installed").count();
+    assert!(
+        installs_after >= installs_before + 2,
+        "no rekey during the TCP run ({installs_before} -> {installs_after})\n{}",
+        t.logs()
+    );
+    // The control socket reports the live SAs.
+    let status = chantry_service::control::query(&t.conf_a.control(&t.dir), Duration::from_secs(2))
+        .expect("status from a");
+    assert_ne!(status.tx.spi, 0);
+    assert_ne!(status.rx.spi, 0);
+    assert!(status.rx.pkt > 0);
+    assert_eq!(
+        status.peer,
+        Some(std::net::SocketAddrV4::new(OUTER_B, 4500))
+    );
+}
+
+#[test]
+fn shrouded_tunnel_passes_traffic() {
+    let t = start("tunnel", "tunnel", true, &[]);
+    assert!(
+        t.pair
+            .a
+            .ping_until(INNER_B, Duration::from_secs(5))
+            .is_some(),
+        "no ping through a shrouded tunnel\n{}",
+        t.logs()
+    );
+}
+
+#[test]
+fn sigkill_of_any_role_recovers_within_10_s() {
+    let t = start("tunnel", "tunnel", false, &[]);
+    assert!(
+        t.pair
+            .a
+            .ping_until(INNER_B, Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        t.logs()
+    );
+    for role in roles("tunnel") {
+        let pids = t.a.role_pids();
+        let pid = pids
+            .iter()
+            .find(|(r, _)| r == role)
+            .unwrap_or_else(|| panic!("no {role} in {pids:?}\n{}", t.logs()))
+            .1;
+        chantry_e2e::sh(&["kill", "-KILL", &pid.to_string()]);
+        let start = Instant::now();
+        // Wait for the set to be replaced, then for traffic.
+        while start.elapsed() < Duration::from_secs(10)
+            && t.a.role_pids().iter().any(|(_, p)| *p == pid)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left = Duration::from_secs(10).saturating_sub(start.elapsed());
+        assert!(
+            t.pair.a.ping_until(INNER_B, left).is_some(),
+            "ping did not resume within 10 s after SIGKILL of {role}\n{}",
+            t.logs()
+        );
+        eprintln!(
+            "SIGKILL {role}: ping back after {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    assert!(t.a.log_text().contains("killed by SIGKILL"));
+}
+
+#[test]
+fn pilgrim_to_shrine_one_way() {
+    let t = start("pilgrim", "shrine", false, &[]);
+    // The shrine has no process that could send.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut shrine_roles = Vec::new();
+    while Instant::now() < deadline {
+        shrine_roles = t.b.role_pids();
+        if shrine_roles.len() == roles("shrine").len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let names: Vec<&str> = shrine_roles.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["confess", "control", "heaven-tx", "purgatory-rx", "shrine"],
+        "{}",
+        t.logs()
+    );
+    for forbidden in ["bless", "purgatory-tx", "heaven-rx", "chapel"] {
+        assert!(!names.contains(&forbidden));
+    }
+    // Traffic flows one way: pings from the pilgrim reach the shrine's
+    // TUN device (no reply can come back).
+    let control = t.conf_b.control(&t.dir);
+    let start = Instant::now();
+    let mut got = 0;
+    while start.elapsed() < Duration::from_secs(10) && got == 0 {
+        let _ = t.pair.a.ping_once(INNER_B);
+        got = chantry_service::control::query(&control, Duration::from_secs(1))
+            .map(|s| s.rx.pkt)
+            .unwrap_or(0);
+    }
+    assert!(got > 0, "the shrine decrypted nothing\n{}", t.logs());
+    let tun_rx = t
+        .pair
+        .b
+        .run(&["cat", "/sys/class/net/chtun1/statistics/rx_packets"]);
+    let written: u64 = String::from_utf8_lossy(&tun_rx.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(written > 0, "nothing written to the shrine's TUN device");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
