@@ -13,7 +13,7 @@
 #                               unset or not executable)
 #   CHANTRYCTL=/path/to/chantryctl  (default: next to $CHANTRYD) prints each
 #                               side's status after the chantryd runs
-#   CHANTRYD_USER=nobody        user of every chantryd role
+#   CHANTRYD_UID_BASE=62000     chantryd roles run as uids from this base
 #   BORINGTUN_ROOT=/var/cache/chantry/boringtun  where boringtun-cli is
 #                               built once (cargo install), outside the repo
 #

@@ -10,8 +10,9 @@
 # generated tunnel-mode sanctum.conf (spec/files.md §1).
 # ---------------------------------------------------------------------------
 
-# Users the role processes run as (`run ROLE as USER`).
-CHANTRYD_USER="${CHANTRYD_USER:-nobody}"
+# Role users (`run ROLE as USER`): each role gets its own numeric uid
+# from this base, as in production where each has its own account.
+CHANTRYD_UID_BASE="${CHANTRYD_UID_BASE:-62000}"
 
 # The processes a tunnel-mode instance starts, each needing a `run` line
 # (spec/behaviour.md §1.1).
@@ -46,8 +47,10 @@ tunnel $tunnel 1422
 secret $secret
 control $control root
 EOF
+    local i=0
     for role in "${CHANTRYD_TUNNEL_ROLES[@]}"; do
-        printf 'run %s as %s\n' "$role" "$CHANTRYD_USER"
+        printf 'run %s as %s\n' "$role" "$((CHANTRYD_UID_BASE + i))"
+        i=$((i + 1))
     done
 }
 
@@ -62,12 +65,9 @@ bench_chantryd_start() {
     local port=4500
     BENCH_TUNNEL_PIDS=()
     mkdir -p "$dir" || return 1
-    # The chapel role reads the secret as $CHANTRYD_USER: the directory
-    # must be traversable and the file readable by that user only.
-    chmod 0711 "$BENCH_DIR" "$dir" || return 1
+    # The guardian (root) reads the secret and hands it to chapel through
+    # a pipe: the file stays root-only.
     (umask 077 && head -c 32 /dev/urandom >"$dir/secret") || return 1
-    chown "$CHANTRYD_USER" "$dir/secret" || return 1
-    chmod 0400 "$dir/secret" || return 1
 
     bench_chantryd_config "$ia" 0x0102 "${BENCH_VETH_IP_A%/*}:$port" "${BENCH_VETH_IP_B%/*}:$port" \
         "10.201.$net.1/30" "$dir/secret" "$dir/a.control" >"$dir/a.conf" || return 1
