@@ -152,6 +152,17 @@ fn ping_both_ways_then_tcp_across_rekeys() {
         status.peer,
         Some(std::net::SocketAddrV4::new(OUTER_B, 4500))
     );
+
+    // SIGTERM is a clean shutdown that removes the TUN device.
+    let mut t = t;
+    let st = t.a.stop().expect("a was running");
+    assert!(st.success(), "chantryd exited with {st}\n{}", t.logs());
+    let links = t.pair.a.run(&["ip", "-o", "link"]);
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("chtun0"),
+        "the TUN device outlived chantryd"
+    );
+    assert!(t.a.role_pids().is_empty());
 }
 
 #[test]
