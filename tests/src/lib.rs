@@ -223,19 +223,12 @@ pub const UID_BASE: u32 = 61000;
 
 /// The uid a role runs under in these tests.
 pub fn uid_of(role: &str, side: u32) -> u32 {
-    let roles = [
-        "heaven-rx",
-        "heaven-tx",
-        "purgatory-rx",
-        "purgatory-tx",
-        "bless",
-        "confess",
-        "chapel",
-        "control",
-        "pilgrim",
-        "shrine",
-    ];
-    let i = roles.iter().position(|r| *r == role).expect("role") as u32;
+    use chantry_service::role::Role;
+    let role: Role = role.parse().expect("role name");
+    let i = Role::ALL
+        .iter()
+        .position(|r| *r == role)
+        .expect("in Role::ALL") as u32;
     UID_BASE + side * 100 + i
 }
 
