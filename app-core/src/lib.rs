@@ -18,6 +18,8 @@
 //!   cathedral applies to them.
 //! - [`ambry`], [`vicar`], [`config`]: on-disk formats of files.md.
 //! - [`tunnel`]: one whole endpoint composed from the above.
+//! - [`offload`]: TUN segmentation offload (splitting super-packets read
+//!   from the device, merging TCP segments written to it).
 #![forbid(unsafe_code)]
 
 pub mod aead;
@@ -27,6 +29,7 @@ pub mod config;
 pub mod entropy;
 pub mod exchange;
 pub mod kdf;
+pub mod offload;
 pub mod pilgrim;
 pub mod sa;
 pub mod secret;
