@@ -253,6 +253,10 @@ pub struct RoleSettings {
     pub instance: String,
     /// Tunnel (inner) MTU at start.
     pub tun_mtu: u16,
+    /// The TUN device carries a virtio-net header on every packet and
+    /// hands over TCP/UDP super-packets (segmentation offload); set by the
+    /// guardian once the device exists.
+    pub tun_offload: bool,
     /// MTU discovery runs (`tunnel ... auto`).
     pub mtu_discovery: bool,
     /// TFC padding.

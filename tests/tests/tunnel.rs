@@ -47,8 +47,16 @@ fn start(mode_a: &'static str, mode_b: &'static str, shroud: bool, env: &[(&str,
         conf_b.mtu = "1373".into();
     }
     let (pa, pb) = (conf_a.write(&dir), conf_b.write(&dir));
-    let a = Daemon::start(&pair.a, &pa, dir.join("a.log"), env);
+    // Side b first, up and listening before a sends anything: a pilgrim
+    // announces its key once and then only every 30 s (behaviour.md §6),
+    // so a shrine that starts late would miss it for the whole test.
     let b = Daemon::start(&pair.b, &pb, dir.join("b.log"), env);
+    assert!(
+        b.wait_log("all roles sandboxed and running", Duration::from_secs(10)),
+        "side b did not start\n{}",
+        b.log_text()
+    );
+    let a = Daemon::start(&pair.a, &pa, dir.join("a.log"), env);
     Tunnel {
         pair,
         dir,

@@ -40,7 +40,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the tunnel of `config` until a stop signal.
 pub fn run(config: &Path) -> Result<()> {
-    let setup = setup::load(config)?;
+    let mut setup = setup::load(config)?;
     // Signals are read from a signalfd; children get a clean mask (std
     // resets it before exec).
     let mut mask = SigSet::empty();
@@ -62,6 +62,7 @@ pub fn run(config: &Path) -> Result<()> {
         None => None,
     };
     let tun = Tun::create(&setup.tun)?;
+    setup.settings.tun_offload = tun.offload();
     let sock = udp::bind(setup.config.local())?;
     let (control_path, control_user) = &setup.control;
     let control_sock =
@@ -74,6 +75,7 @@ pub fn run(config: &Path) -> Result<()> {
     tracing::info!(
         instance = setup.settings.instance,
         tun = tun.name(),
+        offload = tun.offload(),
         local = %setup.config.local(),
         mode = ?setup.mode,
         "chantryd starting"

@@ -138,6 +138,7 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         mode,
         instance: config.instance().to_owned(),
         tun_mtu: config.tun_mtu(),
+        tun_offload: false,
         mtu_discovery: config.mtu_discovery(),
         tfc: config.tfc(),
         shroud: config.shroud(),

@@ -2,10 +2,11 @@
 //! bless, and makes the graces this side sends (heartbeats, MTU acks and
 //! probes; behaviour.md §4.1, §5).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use anyhow::Result;
+use chantry_core::offload::{VNET_HDR_LEN, VnetHdr, gso};
 use chantry_core::tunnel::{
     FAST_HEARTBEAT_INTERVAL, FAST_HEARTBEAT_WINDOW, HEARTBEAT_INTERVAL, MIN_CLEAR_LEN,
 };
@@ -29,7 +30,7 @@ pub fn run(mut r: Role0) -> Result<()> {
     let tun = runtime::take(&mut r.fds, Slot::Tun)?;
     let mut out = runtime::producer(&mut r.fds, Ring::Bless)?;
     let (_wake, state) = r.enter()?;
-    let mut buf = vec![0u8; shm::SLOT_DATA];
+    let mut reader = TunReader::new(r.settings.tun_offload);
     let mut next_heartbeat: Option<u64> = None;
     let mut mtu = r
         .settings
@@ -38,14 +39,14 @@ pub fn run(mut r: Role0) -> Result<()> {
     loop {
         let mut moved = 0;
         while moved < BATCH {
-            match nix::unistd::read(&tun, &mut buf) {
-                Ok(n) => {
-                    moved += 1;
-                    let limit = usize::from(state.mtu()).max(MIN_CLEAR_LEN);
-                    if n >= MIN_CLEAR_LEN && n <= limit {
-                        let _ = out.push(meta(KIND_TRAFFIC), &buf[..n]);
-                    }
+            let limit = usize::from(state.mtu()).max(MIN_CLEAR_LEN);
+            let mut push = |packet: &[u8]| {
+                if packet.len() >= MIN_CLEAR_LEN && packet.len() <= limit {
+                    let _ = out.push(meta(KIND_TRAFFIC), packet);
                 }
+            };
+            match reader.read(&tun, &mut push) {
+                Ok(n) => moved += n.max(1),
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(anyhow::anyhow!("reading the TUN device: {e}")),
@@ -64,6 +65,52 @@ pub fn run(mut r: Role0) -> Result<()> {
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(anyhow::anyhow!("poll: {e}")),
+        }
+    }
+}
+
+/// Reads the TUN device, with or without its virtio-net header.
+struct TunReader {
+    offload: bool,
+    /// One read: the virtio-net header and a packet of up to 64 KiB with
+    /// offload, one MTU-sized packet without.
+    buf: Vec<u8>,
+    /// Where a super-packet's segments are cut.
+    segment: Vec<u8>,
+}
+
+impl TunReader {
+    fn new(offload: bool) -> TunReader {
+        let read_len = if offload {
+            VNET_HDR_LEN + usize::from(u16::MAX)
+        } else {
+            shm::SLOT_DATA
+        };
+        TunReader {
+            offload,
+            buf: vec![0u8; read_len],
+            segment: vec![0u8; shm::SLOT_DATA],
+        }
+    }
+
+    /// Reads once and hands every packet it held to `push`; returns how
+    /// many. A super-packet that cannot be cut is dropped and logged.
+    fn read(&mut self, tun: &OwnedFd, push: &mut impl FnMut(&[u8])) -> Result<usize, Errno> {
+        let n = nix::unistd::read(tun, &mut self.buf)?;
+        if !self.offload {
+            push(&self.buf[..n]);
+            return Ok(1);
+        }
+        let Ok(hdr) = VnetHdr::parse(&self.buf[..n]) else {
+            return Ok(0);
+        };
+        let packet = &mut self.buf[VNET_HDR_LEN..n];
+        match gso::split(&hdr, packet, &mut self.segment, push) {
+            Ok(count) => Ok(count),
+            Err(e) => {
+                tracing::debug!(error = %e, len = n, "dropped a TUN packet that could not be segmented");
+                Ok(0)
+            }
         }
     }
 }

@@ -3,8 +3,11 @@
 //! (behaviour.md §4.2).
 
 use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
 
 use anyhow::Result;
+use chantry_core::offload::VNET_HDR_LEN;
+use chantry_core::offload::gro::Coalescer;
 use chantry_core::wire::grace::{self, Grace};
 use nix::errno::Errno;
 
@@ -14,21 +17,24 @@ use super::{KIND_GRACE, Role0};
 use crate::shm;
 use crate::wiring::{Ring, Slot};
 
+/// TCP flows merged at once (a batch rarely holds more).
+const GRO_FLOWS: usize = 8;
+
 /// Runs heaven-tx until it is killed.
 pub fn run(mut r: Role0) -> Result<()> {
     let tun = runtime::take(&mut r.fds, Slot::Tun)?;
     let mut input = runtime::consumer(&mut r.fds, Ring::Heaven)?;
     let (wake, state) = r.enter()?;
     let accept = r.settings.accept.clone();
-    let mut buf = vec![0u8; shm::SLOT_DATA];
+    let mut writer = TunWriter::new(tun, r.settings.tun_offload);
     loop {
         let mut moved = 0;
         while moved < BATCH {
-            let Some((meta, len)) = input.pop(&mut buf) else {
+            let Some((meta, len)) = input.pop(writer.room()) else {
                 break;
             };
             moved += 1;
-            let packet = &buf[..len];
+            let packet = writer.popped(len);
             if meta.kind == KIND_GRACE {
                 handle_grace(&state, packet);
                 continue;
@@ -40,13 +46,84 @@ pub fn run(mut r: Role0) -> Result<()> {
                 );
                 continue;
             }
-            // A full TUN queue drops, like a full ring; a signal retries.
-            while let Err(Errno::EINTR) = nix::unistd::write(&tun, packet) {}
+            writer.write(len);
         }
+        writer.flush();
         if moved > 0 {
             continue;
         }
         shm::sleep(&mut [&mut input], &wake, &[], None)?;
+    }
+}
+
+/// Writes packets to the TUN device: one by one on a plain device; with
+/// offload, behind a virtio-net header and merged per TCP flow until the
+/// batch ends.
+struct TunWriter {
+    tun: OwnedFd,
+    /// `VNET_HDR_LEN` bytes of header room (offload only), then the packet.
+    frame: Vec<u8>,
+    gro: Option<Coalescer>,
+}
+
+impl TunWriter {
+    fn new(tun: OwnedFd, offload: bool) -> TunWriter {
+        let head = if offload { VNET_HDR_LEN } else { 0 };
+        TunWriter {
+            tun,
+            frame: vec![0u8; head + shm::SLOT_DATA],
+            gro: offload.then(|| Coalescer::new(GRO_FLOWS)),
+        }
+    }
+
+    fn head(&self) -> usize {
+        if self.gro.is_some() { VNET_HDR_LEN } else { 0 }
+    }
+
+    /// Where the next packet is popped to.
+    fn room(&mut self) -> &mut [u8] {
+        let head = self.head();
+        &mut self.frame[head..]
+    }
+
+    /// The packet just popped.
+    fn popped(&self, len: usize) -> &[u8] {
+        let head = self.head();
+        &self.frame[head..head + len]
+    }
+
+    /// Writes (or holds back, to merge) the packet just popped.
+    fn write(&mut self, len: usize) {
+        let head = self.head();
+        let frame = &mut self.frame[..head + len];
+        let tun = &self.tun;
+        match self.gro.as_mut() {
+            Some(gro) => gro.push(frame, &mut |f| write_frame(tun, f)),
+            None => write_frame(tun, frame),
+        }
+    }
+
+    /// Writes whatever is held back.
+    fn flush(&mut self) {
+        let tun = &self.tun;
+        if let Some(gro) = self.gro.as_mut() {
+            gro.flush(&mut |f| write_frame(tun, f));
+        }
+    }
+}
+
+/// One write to the TUN device. A full TUN queue drops, like a full ring;
+/// a signal retries.
+fn write_frame(tun: &OwnedFd, frame: &[u8]) {
+    loop {
+        match nix::unistd::write(tun, frame) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, len = frame.len(), "TUN write failed");
+                return;
+            }
+            Ok(_) => return,
+        }
     }
 }
 
