@@ -68,11 +68,17 @@ fn tcp4(seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     p[52..].copy_from_slice(payload);
     let c = naive_checksum(&[&p[..20]]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
-    let len = ((total - 20) as u16).to_be_bytes();
+    set_tcp_checksum(&mut p);
+    p
+}
+
+/// Recomputes the TCP checksum of an IPv4 packet without options.
+fn set_tcp_checksum(p: &mut [u8]) {
+    p[36..38].fill(0);
+    let len = ((p.len() - 20) as u16).to_be_bytes();
     let pseudo = [&p[12..20], &[0, 6], &len[..]].concat();
     let c = naive_checksum(&[&pseudo, &p[20..]]);
     p[36..38].copy_from_slice(&c.to_be_bytes());
-    p
 }
 
 fn payload(n: usize) -> Vec<u8> {
@@ -340,22 +346,14 @@ fn bad_checksums_and_odd_packets_pass_through_unmerged() {
 fn flows_interleave_and_options_must_match() {
     let mut other = tcp4(0, 1, 0x10, &payload(1000));
     other[22..24].copy_from_slice(&5202u16.to_be_bytes());
-    other[36..38].fill(0);
-    let len = ((other.len() - 20) as u16).to_be_bytes();
-    let pseudo = [&other[12..20], &[0, 6], &len[..]].concat();
-    let c = naive_checksum(&[&pseudo, &other[20..]]);
-    other[36..38].copy_from_slice(&c.to_be_bytes());
+    set_tcp_checksum(&mut other);
 
     let a1 = tcp4(0, 1, 0x10, &payload(1000));
     let a2 = tcp4(1000, 1, 0x10, &payload(1000));
     let mut a3 = tcp4(2000, 1, 0x10, &payload(1000));
     // A different timestamp option: must not be merged.
     a3[51] = 10;
-    a3[36..38].fill(0);
-    let len = ((a3.len() - 20) as u16).to_be_bytes();
-    let pseudo = [&a3[12..20], &[0, 6], &len[..]].concat();
-    let c = naive_checksum(&[&pseudo, &a3[20..]]);
-    a3[36..38].copy_from_slice(&c.to_be_bytes());
+    set_tcp_checksum(&mut a3);
 
     let out = run_gro(&[a1, other, a2, a3]);
     let shape: Vec<(u8, u16, usize)> = out
