@@ -12,6 +12,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::role::Role;
+
 /// Environment variable naming the inherited fds.
 pub const FDS_ENV: &str = "CHANTRY_FDS";
 /// Environment variable holding [`RoleSettings`] as JSON.
@@ -242,6 +244,31 @@ pub enum Mode {
     Pilgrim,
     /// One-way receiver.
     Shrine,
+}
+
+impl Mode {
+    /// Every mode chantryd runs.
+    pub const ALL: [Mode; 3] = [Mode::Tunnel, Mode::Pilgrim, Mode::Shrine];
+
+    /// The configuration's name for this mode.
+    pub fn config_mode(self) -> chantry_core::config::Mode {
+        match self {
+            Mode::Tunnel => chantry_core::config::Mode::Tunnel,
+            Mode::Pilgrim => chantry_core::config::Mode::Pilgrim,
+            Mode::Shrine => chantry_core::config::Mode::Shrine,
+        }
+    }
+
+    /// The roles of this mode, in start order (the reference's order:
+    /// control first, the keying role last).
+    pub fn roles(self) -> &'static [Role] {
+        self.config_mode().roles()
+    }
+
+    /// Whether chantryd runs `role` in any mode.
+    pub fn any_runs(role: Role) -> bool {
+        Mode::ALL.iter().any(|m| m.roles().contains(&role))
+    }
 }
 
 /// Non-secret settings every role of a tunnel may read.

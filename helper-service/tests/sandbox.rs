@@ -32,23 +32,19 @@ use std::time::{Duration, Instant};
 use chantry_core::entropy::{Entropy, OsEntropy};
 use chantry_service::role::Role;
 use chantry_service::sandbox::{self, SandboxPlan, User};
+use chantry_service::wiring::Mode;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 const CHILD_ENV: &str = "CHANTRY_SANDBOX_CHILD";
-/// The roles chantryd runs today (cathedral, liturgy and bishop come later).
-const CHANTRYD_ROLES: [Role; 10] = [
-    Role::HeavenRx,
-    Role::HeavenTx,
-    Role::PurgatoryRx,
-    Role::PurgatoryTx,
-    Role::Chapel,
-    Role::Bless,
-    Role::Confess,
-    Role::Control,
-    Role::Pilgrim,
-    Role::Shrine,
-];
+/// The roles chantryd runs in some mode (cathedral, liturgy and bishop
+/// come later).
+fn chantryd_roles() -> Vec<Role> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| Mode::any_runs(*r))
+        .collect()
+}
 const DIR_ENV: &str = "CHANTRY_SANDBOX_DIR";
 const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
 const SIGSYS: i32 = 31;
@@ -112,7 +108,10 @@ impl Case {
 }
 
 fn uid_of(role: Role) -> u32 {
-    let i = CHANTRYD_ROLES.iter().position(|r| *r == role).unwrap_or(99);
+    let i = chantryd_roles()
+        .iter()
+        .position(|r| *r == role)
+        .unwrap_or(99);
     6000 + u32::try_from(i).unwrap_or(99)
 }
 
@@ -823,7 +822,7 @@ fn parent() {
     let dir = prepare_dir();
     let mut failures = Vec::new();
     let mut ran_count = 0;
-    for role in CHANTRYD_ROLES {
+    for role in chantryd_roles() {
         for case in cases_for(role) {
             ran_count += 1;
             let result = run_child(role, case, &dir).and_then(|ran| {

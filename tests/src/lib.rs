@@ -254,21 +254,9 @@ pub struct Conf {
 }
 
 /// The roles of a mode.
-pub fn roles(mode: &str) -> &'static [&'static str] {
-    match mode {
-        "pilgrim" => &["control", "purgatory-tx", "heaven-rx", "bless", "pilgrim"],
-        "shrine" => &["control", "purgatory-rx", "heaven-tx", "confess", "shrine"],
-        _ => &[
-            "control",
-            "purgatory-rx",
-            "purgatory-tx",
-            "heaven-rx",
-            "bless",
-            "heaven-tx",
-            "confess",
-            "chapel",
-        ],
-    }
+pub fn roles(mode: &str) -> Vec<&'static str> {
+    let mode: chantry_core::config::Mode = mode.parse().expect("a mode name");
+    mode.roles().iter().map(|r| r.as_str()).collect()
 }
 
 impl Conf {

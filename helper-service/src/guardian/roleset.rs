@@ -43,7 +43,7 @@ impl RoleSet {
     /// order.
     pub fn start(setup: &Setup, lent: &Lent<'_>) -> Result<RoleSet> {
         let mode = setup.mode;
-        let roles = wiring_plan::roles(mode);
+        let roles = mode.roles();
         let mut wakes = BTreeMap::new();
         for &role in roles {
             wakes.insert(role, WakeFd::new().context("eventfd")?);

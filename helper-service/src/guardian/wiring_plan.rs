@@ -40,37 +40,6 @@ pub fn consumer(ring: Ring, mode: Mode) -> Option<Role> {
     })
 }
 
-/// The roles of a mode, in start order (the reference's order: control
-/// first, the keying role last).
-pub fn roles(mode: Mode) -> &'static [Role] {
-    match mode {
-        Mode::Tunnel => &[
-            Role::Control,
-            Role::PurgatoryRx,
-            Role::PurgatoryTx,
-            Role::HeavenRx,
-            Role::Bless,
-            Role::HeavenTx,
-            Role::Confess,
-            Role::Chapel,
-        ],
-        Mode::Pilgrim => &[
-            Role::Control,
-            Role::PurgatoryTx,
-            Role::HeavenRx,
-            Role::Bless,
-            Role::Pilgrim,
-        ],
-        Mode::Shrine => &[
-            Role::Control,
-            Role::PurgatoryRx,
-            Role::HeavenTx,
-            Role::Confess,
-            Role::Shrine,
-        ],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,15 +69,15 @@ mod tests {
                 if c == Role::PurgatoryTx {
                     assert!(matches!(p, Role::Bless | Role::Chapel | Role::Pilgrim));
                 }
-                assert!(roles(mode).contains(&p) && roles(mode).contains(&c));
+                assert!(mode.roles().contains(&p) && mode.roles().contains(&c));
             }
         }
     }
 
     #[test]
     fn a_shrine_has_nothing_that_sends() {
-        assert!(!roles(Mode::Shrine).contains(&Role::PurgatoryTx));
-        assert!(!roles(Mode::Shrine).contains(&Role::Bless));
+        assert!(!Mode::Shrine.roles().contains(&Role::PurgatoryTx));
+        assert!(!Mode::Shrine.roles().contains(&Role::Bless));
         for ring in Ring::ALL {
             assert_ne!(consumer(ring, Mode::Shrine), Some(Role::PurgatoryTx));
         }
