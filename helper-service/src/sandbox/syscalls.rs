@@ -370,18 +370,20 @@ const CONTROL: &[AllowedSyscall] = &[
     ),
 ];
 
-const FILES_READ: &[AllowedSyscall] = &[
-    allow(
-        "openat",
-        c::SYS_openat,
-        ReadOnlyOpen,
-        "open a file under fs_read (landlock confines where)",
-    ),
+const FILES_READ: &[AllowedSyscall] = &[allow(
+    "openat",
+    c::SYS_openat,
+    ReadOnlyOpen,
+    "open a file under fs_read (landlock confines where)",
+)];
+
+/// What std does around reading a file, whether opened read-only or not.
+const FILES_META: &[AllowedSyscall] = &[
     allow(
         "statx",
         c::SYS_statx,
         Any,
-        "std's File::metadata (size hint of fs::read)",
+        "std's File::metadata (size hint of fs::read), Path::exists",
     ),
     allow(
         "newfstatat",
@@ -403,24 +405,6 @@ const FILES_WRITE: &[AllowedSyscall] = &[
         c::SYS_openat,
         Any,
         "create/open a file under fs_write (landlock confines where)",
-    ),
-    allow(
-        "statx",
-        c::SYS_statx,
-        Any,
-        "std's File::metadata, Path::exists",
-    ),
-    allow(
-        "newfstatat",
-        c::SYS_newfstatat,
-        Any,
-        "std's metadata fallback where statx is missing (glibc's fstat)",
-    ),
-    allow(
-        "lseek",
-        c::SYS_lseek,
-        Any,
-        "File::read_to_end asks the stream position",
     ),
     allow(
         "fsync",
@@ -487,8 +471,8 @@ fn role_table(role: Role) -> &'static [AllowedSyscall] {
 pub fn allowed_syscalls(role: Role, files: FileAccess) -> Vec<AllowedSyscall> {
     let file_tables: &[&[AllowedSyscall]] = match files {
         FileAccess::None => &[],
-        FileAccess::ReadOnly => &[FILES_READ],
-        FileAccess::ReadWrite => &[FILES_WRITE, FILES_WRITE_ARCH],
+        FileAccess::ReadOnly => &[FILES_READ, FILES_META],
+        FileAccess::ReadWrite => &[FILES_WRITE, FILES_META, FILES_WRITE_ARCH],
     };
     let mut by_nr = BTreeMap::new();
     for table in [COMMON, COMMON_LEGACY, role_table(role)]
