@@ -326,15 +326,23 @@ fn resolve_conf(text: &str, keys: &ProfileKeys) -> Result<Resolved, ProfileError
 /// Opens a vicar file and builds the equivalent sanctum.conf: tunnel
 /// mode, relayed through the file's cathedral, shared secret from ambries.
 fn resolve_vicar(file: &[u8], passphrase: &[u8], tunnel: &str) -> Result<Resolved, ProfileError> {
-    // Cheap checks first: the KDF costs a second and 32 MiB.
+    // Cheap checks first: the KDF costs seconds and 32 MiB.
     vicar::salt_of(file)?;
+    let tunnel_error = |message: String| ProfileError::MalformedConf {
+        line: None,
+        keyword: Some("tunnel".to_owned()),
+        message,
+    };
     if tunnel.contains('\n') {
-        return Err(ProfileError::MalformedConf {
-            line: None,
-            keyword: Some("tunnel".to_owned()),
-            message: "the tunnel setting must be one line".to_owned(),
-        });
+        return Err(tunnel_error(
+            "the tunnel setting must be one line".to_owned(),
+        ));
     }
+    Config::parse(
+        PROFILE_PATH,
+        &complete_conf(&format!("instance vicar\ntunnel {tunnel}\n")),
+    )
+    .map_err(|e| tunnel_error(e.to_string()))?;
     let v = vicar::decrypt(passphrase, file)?;
     let cathedral = SocketAddrV4::new(v.cathedral_ip, v.cathedral_port);
     let text = format!(

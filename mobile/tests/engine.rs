@@ -7,9 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex, Weak};
 
-use chantry_mobile::{
-    Endpoint, Engine, EngineEvent, EngineHost, HostError, TunnelState, Verdict,
-};
+use chantry_mobile::{Endpoint, Engine, EngineEvent, EngineHost, HostError, TunnelState, Verdict};
 use common::*;
 
 const A_IN: [u8; 4] = [10, 9, 0, 1];
@@ -48,10 +46,16 @@ fn keys_then_exact_packets_both_ways() {
     let mut sent_ba = Vec::new();
     for i in 0..50u32 {
         let p = ip_packet(60 + i as usize * 20, A_IN, B_IN, i);
-        assert_eq!(net.node(addr(1)).engine.send_packet(p.clone()), Verdict::Accepted);
+        assert_eq!(
+            net.node(addr(1)).engine.send_packet(p.clone()),
+            Verdict::Accepted
+        );
         sent_ab.push(p);
         let q = ip_packet(1400 - i as usize, B_IN, A_IN, 1000 + i);
-        assert_eq!(net.node(addr(2)).engine.send_packet(q.clone()), Verdict::Accepted);
+        assert_eq!(
+            net.node(addr(2)).engine.send_packet(q.clone()),
+            Verdict::Accepted
+        );
         sent_ba.push(q);
         net.step(10, &mut |_| {});
     }
@@ -99,7 +103,10 @@ fn lossy_reordering_link_still_keys_and_carries_traffic() {
     }
     let got = net.node(addr(2)).take_packets();
     assert!(got.len() >= 100, "most packets arrive: {}", got.len());
-    assert!(got.iter().all(|p| sent.contains(p)), "only sent packets arrive");
+    assert!(
+        got.iter().all(|p| sent.contains(p)),
+        "only sent packets arrive"
+    );
     let mut dedup = got.clone();
     dedup.sort();
     dedup.dedup();
@@ -145,9 +152,13 @@ fn nothing_passes_before_keys_and_after_shutdown() {
     assert_eq!(a.send_packet(ip_packet(80, A_IN, B_IN, 1)), Verdict::Closed);
     assert_eq!(a.receive_from(addr(2), &[0; 100]), Verdict::Closed);
     assert_eq!(a.next_timeout_ms(), None);
-    assert!(net.node(addr(1)).take_events().contains(&EngineEvent::State {
-        state: TunnelState::Closed
-    }));
+    assert!(
+        net.node(addr(1))
+            .take_events()
+            .contains(&EngineEvent::State {
+                state: TunnelState::Closed
+            })
+    );
     assert_eq!(b.state(), TunnelState::Keying);
 }
 
@@ -167,9 +178,11 @@ impl EngineHost for Reentrant {
         Ok(())
     }
     fn on_event(&self, _: EngineEvent) -> Result<(), HostError> {
-        if let Some(e) = self.engine.lock().unwrap().upgrade() {
+        let engine = self.engine.lock().expect("engine slot").upgrade();
+        if let Some(e) = engine {
             // Would deadlock if the engine called us holding a lock.
-            self.seen.lock().unwrap().push(e.stats().state);
+            let state = e.stats().state;
+            self.seen.lock().expect("seen").push(state);
         }
         Ok(())
     }
@@ -181,13 +194,20 @@ fn host_failures_are_counted_and_callbacks_may_reenter() {
         engine: Mutex::new(Weak::new()),
         seen: Mutex::new(Vec::new()),
     });
-    let engine = Engine::with_manual_clock(conf("10.9.0.1", Some(addr(2)), ""), host.clone(), WALL0)
-        .unwrap();
+    let engine =
+        Engine::with_manual_clock(conf("10.9.0.1", Some(addr(2)), ""), host.clone(), WALL0)
+            .unwrap();
     *host.engine.lock().unwrap() = Arc::downgrade(&engine);
     engine.handle_timeout();
-    assert!(engine.stats().host_errors >= 1, "the offer could not be sent");
+    assert!(
+        engine.stats().host_errors >= 1,
+        "the offer could not be sent"
+    );
     let seen = host.seen.lock().unwrap();
-    assert!(!seen.is_empty() && seen.iter().all(|s| *s == TunnelState::Keying), "{seen:?}");
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| *s == TunnelState::Keying),
+        "{seen:?}"
+    );
 }
 
 #[test]
@@ -211,7 +231,10 @@ fn two_host_threads_drive_one_engine() {
         let a = a.clone();
         std::thread::spawn(move || {
             for i in 0..500u32 {
-                assert_eq!(a.send_packet(ip_packet(200, A_IN, B_IN, i)), Verdict::Accepted);
+                assert_eq!(
+                    a.send_packet(ip_packet(200, A_IN, B_IN, i)),
+                    Verdict::Accepted
+                );
             }
         })
     };

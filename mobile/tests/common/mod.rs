@@ -1,6 +1,6 @@
 //! A simulated network for engines: hosts that collect what the engines
 //! emit, and a link that carries datagrams between them on manual clocks.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -103,12 +103,15 @@ impl Node {
     }
 }
 
+/// Datagrams in flight: (from, to, bytes).
+pub type Wire = Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>;
+
 /// Engines at addresses, and the datagrams between them.
 pub struct Net {
     /// The engines by address.
     pub nodes: HashMap<SocketAddrV4, Node>,
     /// Datagrams sent and not yet delivered: (from, to, bytes).
-    pub wire: Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    pub wire: Wire,
     /// A relay: datagrams to this address are handled by the closure,
     /// which returns what it sends on.
     pub relay: Option<(SocketAddrV4, Relay)>,
@@ -153,7 +156,7 @@ impl Net {
 
     /// One step: delivers what is in flight through `filter` (which may
     /// drop or reorder), moves every clock by `ms` and runs due timers.
-    pub fn step(&mut self, ms: u64, filter: &mut dyn FnMut(&mut Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>)) {
+    pub fn step(&mut self, ms: u64, filter: &mut dyn FnMut(&mut Wire)) {
         self.collect();
         let mut batch = std::mem::take(&mut self.wire);
         filter(&mut batch);
