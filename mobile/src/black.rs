@@ -462,3 +462,49 @@ fn describe(e: &ExchangeEvent) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn black() -> Black {
+        let cfg = TunnelConfig::new(Key32::new([0xab; 32]), None, 1400);
+        Black::new(
+            cfg,
+            true,
+            None,
+            Now::new(Instant::from_secs(1), 1_767_225_600),
+        )
+        .expect("no cathedral to refuse")
+    }
+
+    #[test]
+    fn debug_shows_no_key_bytes() {
+        let b = black();
+        let d = format!("{b:?}");
+        assert!(
+            !d.contains("171") && !d.to_lowercase().contains("abab"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn first_tick_is_due_at_once_and_shutdown_wipes_and_closes() {
+        let mut b = black();
+        assert_eq!(b.next_deadline(), Some(Instant::ZERO));
+        assert_eq!(b.state(), TunnelState::Keying);
+        let mut out = Vec::new();
+        b.shutdown(&mut out);
+        assert!(b.tunnel.is_none() && b.config.shared_secret.is_zero());
+        assert_eq!(
+            out,
+            vec![Output::Event(EngineEvent::State {
+                state: TunnelState::Closed
+            })]
+        );
+        let now = Now::new(Instant::from_secs(2), 1_767_225_601);
+        let p = ClearPacket::decrypted(vec![0x45; 40]);
+        assert_eq!(b.handle(Input::Clear(p), now, &mut out), Verdict::Closed);
+        assert_eq!(b.next_deadline(), None);
+    }
+}
