@@ -30,5 +30,8 @@ cargo test -p chantry-service --features test-hooks --locked
 echo "==> end-to-end: chantryd in network namespaces (one test at a time)"
 cargo test -p chantry-e2e --locked -- --test-threads=1
 
+echo "==> mobile: Python tests through the generated bindings, drift, phone targets"
+scripts/test-mobile.sh
+
 echo "==> fuzz targets build and run briefly"
 scripts/fuzz.sh smoke
