@@ -1,6 +1,12 @@
-//! Two chantryd in two namespaces joined by veth: keys, ping both ways,
+//! Two daemons in two namespaces joined by veth: keys, ping both ways,
 //! TCP through the tunnel with rekeys during the transfer, a killed role,
 //! and pilgrim to shrine.
+//!
+//! Side `a` is always chantryd. Side `b` is chantryd too, or the C
+//! reference daemon when `SANCTUM` names one ([`Impl::side_b`]); pilgrim to
+//! shrine then runs twice, with the C daemon as the shrine and as the
+//! pilgrim. Checks that only make sense for chantryd (its role processes
+//! in /proc) are made only on a side that runs it.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -34,7 +40,29 @@ struct Tunnel {
     conf_b: Conf,
 }
 
+/// chantryd on side `a`, [`Impl::side_b`] on side `b`.
 fn start(mode_a: &'static str, mode_b: &'static str, shroud: bool, env: &[(&str, &str)]) -> Tunnel {
+    start_impls(
+        (Impl::Chantryd, mode_a),
+        (Impl::side_b(), mode_b),
+        shroud,
+        env,
+        false,
+    )
+}
+
+/// Starts the daemon and mode given for each side; `env` reaches only
+/// chantryd. With `b_first`, side `b` is started first and `a` only once
+/// `b` is ready (its UDP socket bound): a pilgrim sends its first offer
+/// as soon as it is up and the next one 30 s later, so a shrine that is
+/// not listening yet would miss it.
+fn start_impls(
+    (impl_a, mode_a): (Impl, &'static str),
+    (impl_b, mode_b): (Impl, &'static str),
+    shroud: bool,
+    env: &[(&str, &str)],
+    b_first: bool,
+) -> Tunnel {
     let pair = Pair::new();
     let dir = TempDir::new();
     let mut conf_a = conf(0, mode_a);
@@ -46,9 +74,24 @@ fn start(mode_a: &'static str, mode_b: &'static str, shroud: bool, env: &[(&str,
         conf_a.mtu = "1373".into();
         conf_b.mtu = "1373".into();
     }
-    let (pa, pb) = (conf_a.write(&dir), conf_b.write(&dir));
-    let a = Daemon::start(&pair.a, &pa, dir.join("a.log"), env);
-    let b = Daemon::start(&pair.b, &pb, dir.join("b.log"), env);
+    let (pa, pb) = (
+        conf_a.write_for(impl_a, &dir),
+        conf_b.write_for(impl_b, &dir),
+    );
+    let (a, b) = if b_first {
+        let b = Daemon::start_for(impl_b, &pair.b, &pb, dir.join("b.log"), env);
+        assert!(
+            b.wait_ready(Duration::from_secs(10)),
+            "side b did not start\n{}",
+            b.log_text()
+        );
+        let a = Daemon::start_for(impl_a, &pair.a, &pa, dir.join("a.log"), env);
+        (a, b)
+    } else {
+        let a = Daemon::start_for(impl_a, &pair.a, &pa, dir.join("a.log"), env);
+        let b = Daemon::start_for(impl_b, &pair.b, &pb, dir.join("b.log"), env);
+        (a, b)
+    };
     Tunnel {
         pair,
         dir,
@@ -62,8 +105,10 @@ fn start(mode_a: &'static str, mode_b: &'static str, shroud: bool, env: &[(&str,
 impl Tunnel {
     fn logs(&self) -> String {
         format!(
-            "--- a ---\n{}\n--- b ---\n{}",
+            "--- a ({:?}) ---\n{}\n--- b ({:?}) ---\n{}",
+            self.a.which,
             self.a.log_text(),
+            self.b.which,
             self.b.log_text()
         )
     }
@@ -98,7 +143,8 @@ fn ping_both_ways_then_tcp_across_rekeys() {
         .expect("iperf3 server");
     let mut server = KillOnDrop(server);
     std::thread::sleep(Duration::from_millis(500));
-    let installs_before = t.a.log_text().matches("TX key installed").count();
+    let installs_before = t.a.tx_key_installs();
+    let b_installs_before = t.b.tx_key_installs();
     let out = t
         .pair
         .a
@@ -136,12 +182,23 @@ fn ping_both_ways_then_tcp_across_rekeys() {
     );
     assert!(secs >= 9.5, "the TCP run did not last 10 s: {secs}");
     assert!(bits > 0.0);
-    let installs_after = t.a.log_text().matches("TX key installed").count();
+    let installs_after = t.a.tx_key_installs();
     assert!(
         installs_after >= installs_before + 2,
         "no rekey during the TCP run ({installs_before} -> {installs_after})\n{}",
         t.logs()
     );
+    if t.b.which == Impl::Sanctum {
+        // The C daemon answers each exchange chantryd forces with a new
+        // TX SA of its own.
+        let b_installs_after = t.b.tx_key_installs();
+        assert!(
+            b_installs_after >= b_installs_before + 2,
+            "the C side installed no new TX key during the TCP run \
+             ({b_installs_before} -> {b_installs_after})\n{}",
+            t.logs()
+        );
+    }
     // The control socket reports the live SAs.
     let status = chantry_service::control::query(&t.conf_a.control(&t.dir), Duration::from_secs(2))
         .expect("status from a");
@@ -178,6 +235,8 @@ fn shrouded_tunnel_passes_traffic() {
     );
 }
 
+/// Kills chantryd's roles on side `a` (also when side `b` is the C daemon,
+/// which must then accept the restarted roles' new key exchange).
 #[test]
 fn sigkill_of_any_role_recovers_within_10_s() {
     let t = start("tunnel", "tunnel", false, &[]);
@@ -218,31 +277,41 @@ fn sigkill_of_any_role_recovers_within_10_s() {
     assert!(t.a.log_text().contains("killed by SIGKILL"));
 }
 
+/// chantryd to chantryd; with `SANCTUM` set, chantryd to the C shrine and
+/// the C pilgrim to chantryd.
 #[test]
 fn pilgrim_to_shrine_one_way() {
-    let t = start("pilgrim", "shrine", false, &[]);
-    // The shrine has no process that could send.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut shrine_roles = Vec::new();
-    while Instant::now() < deadline {
-        shrine_roles = t.b.role_pids();
-        if shrine_roles.len() == roles("shrine").len() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let cases: &[(Impl, Impl)] = if sanctum().is_some() {
+        &[
+            (Impl::Chantryd, Impl::Sanctum),
+            (Impl::Sanctum, Impl::Chantryd),
+        ]
+    } else {
+        &[(Impl::Chantryd, Impl::Chantryd)]
+    };
+    for &(pilgrim, shrine) in cases {
+        eprintln!("pilgrim {pilgrim:?} -> shrine {shrine:?}");
+        pilgrim_to_shrine(pilgrim, shrine);
     }
-    let names: Vec<&str> = shrine_roles.iter().map(|(r, _)| r.as_str()).collect();
-    assert_eq!(
-        names,
-        vec!["confess", "control", "heaven-tx", "purgatory-rx", "shrine"],
-        "{}",
-        t.logs()
+}
+
+fn pilgrim_to_shrine(pilgrim: Impl, shrine: Impl) {
+    // Against the C daemon the shrine is started first (see start_impls);
+    // chantryd to chantryd starts both at once, as it always has.
+    let interop = pilgrim == Impl::Sanctum || shrine == Impl::Sanctum;
+    let t = start_impls(
+        (pilgrim, "pilgrim"),
+        (shrine, "shrine"),
+        false,
+        &[],
+        interop,
     );
-    for forbidden in ["bless", "purgatory-tx", "heaven-rx", "chapel"] {
-        assert!(!names.contains(&forbidden));
+    if shrine == Impl::Chantryd {
+        shrine_cannot_send(&t);
     }
     // Traffic flows one way: pings from the pilgrim reach the shrine's
-    // TUN device (no reply can come back).
+    // TUN device (no reply can come back). The shrine's control socket
+    // (chantryd's or the reference's) counts what it decrypted.
     let control = t.conf_b.control(&t.dir);
     let start = Instant::now();
     let mut got = 0;
@@ -262,6 +331,29 @@ fn pilgrim_to_shrine_one_way() {
         .parse()
         .unwrap_or(0);
     assert!(written > 0, "nothing written to the shrine's TUN device");
+}
+
+/// A chantryd shrine (side `b`) has no process that could send.
+fn shrine_cannot_send(t: &Tunnel) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut shrine_roles = Vec::new();
+    while Instant::now() < deadline {
+        shrine_roles = t.b.role_pids();
+        if shrine_roles.len() == roles("shrine").len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let names: Vec<&str> = shrine_roles.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["confess", "control", "heaven-tx", "purgatory-rx", "shrine"],
+        "{}",
+        t.logs()
+    );
+    for forbidden in ["bless", "purgatory-tx", "heaven-rx", "chapel"] {
+        assert!(!names.contains(&forbidden));
+    }
 }
 
 struct KillOnDrop(std::process::Child);
