@@ -595,9 +595,39 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The reference's roles are forks of its guardian that outlive it
+        // if it is killed: kill them too.
+        let orphans = match self.which {
+            Impl::Chantryd => Vec::new(),
+            Impl::Sanctum => child_pids(child.id()),
+        };
         let _ = child.kill();
+        for pid in orphans {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         child.wait().ok()
     }
+}
+
+/// The pids of the processes whose parent is `ppid` (from /proc).
+pub fn child_pids(ppid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(ppid))
+        .collect()
+}
+
+/// The parent pid of a process (from /proc/PID/stat).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // ppid is the 2nd field after the ")" that closes the name.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Drop for Daemon {
@@ -617,19 +647,7 @@ pub fn role_children(ppid: u32) -> Vec<(String, u32)> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // ppid is the 2nd field after the ")" that closes the name.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let parent: u32 = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if parent != ppid {
+        if parent_of(pid) != Some(ppid) {
             continue;
         }
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();

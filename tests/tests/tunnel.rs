@@ -116,6 +116,44 @@ impl Tunnel {
 
 #[test]
 fn ping_both_ways_then_tcp_across_rekeys() {
+    if Impl::side_b() == Impl::Chantryd {
+        ping_both_ways_then_tcp();
+        return;
+    }
+    // Against the reference: one more attempt, with fresh namespaces and
+    // daemons, only if the first failed while the reference had logged
+    // its dead-peer reset. Its real threshold is 120 s without a decrypted
+    // packet, far longer than this test lives, so the line can only come
+    // from its unsigned heartbeat comparison (see tests/README.md).
+    for attempt in 1..=SANCTUM_ATTEMPTS {
+        let Err(panic) = std::panic::catch_unwind(ping_both_ways_then_tcp) else {
+            return;
+        };
+        let text = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if attempt < SANCTUM_ATTEMPTS && text.contains(SANCTUM_SPURIOUS_RESET) {
+            eprintln!(
+                "attempt {attempt} failed after the reference's spurious \
+                 `{SANCTUM_SPURIOUS_RESET}`; trying once more"
+            );
+            continue;
+        }
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// How many times the TCP test may run against the reference.
+const SANCTUM_ATTEMPTS: u32 = 2;
+
+/// The reference's log line when it declares its peer dead.
+const SANCTUM_SPURIOUS_RESET: &str = "our peer is unresponsive, resetting";
+
+/// Ping both ways, then 10 s of TCP with forced rekeys, the control
+/// socket, and a clean SIGTERM of side `a`.
+fn ping_both_ways_then_tcp() {
     let t = start(
         "tunnel",
         "tunnel",
@@ -136,7 +174,17 @@ fn ping_both_ways_then_tcp_across_rekeys() {
     let server = t
         .pair
         .b
-        .cmd(&["iperf3", "-s", "-1", "-B", &INNER_B.to_string()])
+        .cmd(&[
+            "timeout",
+            "-k",
+            "5",
+            "60",
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            &INNER_B.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -145,21 +193,29 @@ fn ping_both_ways_then_tcp_across_rekeys() {
     std::thread::sleep(Duration::from_millis(500));
     let installs_before = t.a.tx_key_installs();
     let b_installs_before = t.b.tx_key_installs();
-    let out = t
-        .pair
-        .a
-        .cmd(&[
-            "iperf3",
-            "-c",
-            &INNER_B.to_string(),
-            "-t",
-            "10",
-            "-J",
-            "--connect-timeout",
-            "3000",
-        ])
-        .output()
-        .expect("iperf3 client");
+    let inner_b = INNER_B.to_string();
+    // `timeout` bounds a client whose connection died mid-run.
+    let mut client = vec![
+        "timeout",
+        "-k",
+        "5",
+        "40",
+        "iperf3",
+        "-c",
+        &inner_b,
+        "-t",
+        "10",
+        "-J",
+        "--connect-timeout",
+        "3000",
+    ];
+    if t.b.which == Impl::Sanctum {
+        // Against the reference the rate is capped: at full speed on two
+        // shared cores its receive path drops a sixth of the packets, and
+        // its chapel can then declare a live peer dead (see README).
+        client.extend(["-b", SANCTUM_IPERF_RATE]);
+    }
+    let out = t.pair.a.cmd(&client).output().expect("iperf3 client");
     let _ = server.0.wait();
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
@@ -180,7 +236,11 @@ fn ping_both_ways_then_tcp_across_rekeys() {
         "iperf3 through chantryd (debug-ish e2e build): {:.0} Mbit/s over {secs:.1} s",
         bits / 1e6
     );
-    assert!(secs >= 9.5, "the TCP run did not last 10 s: {secs}");
+    assert!(
+        secs >= 9.5,
+        "the TCP run did not last 10 s: {secs}\n{}",
+        t.logs()
+    );
     assert!(bits > 0.0);
     let installs_after = t.a.tx_key_installs();
     assert!(
@@ -314,23 +374,35 @@ fn pilgrim_to_shrine(pilgrim: Impl, shrine: Impl) {
     // (chantryd's or the reference's) counts what it decrypted.
     let control = t.conf_b.control(&t.dir);
     let start = Instant::now();
-    let mut got = 0;
-    while start.elapsed() < Duration::from_secs(10) && got == 0 {
+    // Both are polled: the first packet decrypted may be a heartbeat,
+    // counted before any ping reached the TUN device.
+    let tun_written = || -> u64 {
+        t.pair
+            .b
+            .cmd(&["cat", "/sys/class/net/chtun1/statistics/rx_packets"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    let (mut got, mut written) = (0, 0);
+    while start.elapsed() < Duration::from_secs(10) && (got == 0 || written == 0) {
         let _ = t.pair.a.ping_once(INNER_B);
         got = chantry_service::control::query(&control, Duration::from_secs(1))
             .map(|s| s.rx.pkt)
             .unwrap_or(0);
+        written = tun_written();
     }
     assert!(got > 0, "the shrine decrypted nothing\n{}", t.logs());
-    let tun_rx = t
-        .pair
-        .b
-        .run(&["cat", "/sys/class/net/chtun1/statistics/rx_packets"]);
-    let written: u64 = String::from_utf8_lossy(&tun_rx.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
-    assert!(written > 0, "nothing written to the shrine's TUN device");
+    assert!(
+        written > 0,
+        "nothing written to the shrine's TUN device\n{}",
+        t.logs()
+    );
 }
 
 /// A chantryd shrine (side `b`) has no process that could send.
@@ -355,6 +427,9 @@ fn shrine_cannot_send(t: &Tunnel) {
         assert!(!names.contains(&forbidden));
     }
 }
+
+/// iperf3's `-b` when side `b` is the C daemon.
+const SANCTUM_IPERF_RATE: &str = "200M";
 
 struct KillOnDrop(std::process::Child);
 
