@@ -6,6 +6,11 @@
 //!
 //! The chantryd under test is the one built with the `test-hooks` feature
 //! by scripts/test.sh (`CHANTRYD` names it; see tests/README.md).
+//!
+//! When `SANCTUM` names a build of the C reference daemon, the tunnel
+//! tests put it on one side ([`Impl::Sanctum`]): it gets a configuration
+//! of the same sanctum.conf family, written by [`Conf::write_sanctum`], and
+//! its roles run as system users this harness creates ([`sanctum_user`]).
 
 use std::fs;
 use std::io::Write;
@@ -13,6 +18,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,6 +42,39 @@ pub fn chantryd() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The C reference daemon (`sanctum`) named by the `SANCTUM` environment
+/// variable, if it is set and not empty.
+pub fn sanctum() -> Option<PathBuf> {
+    let p = PathBuf::from(std::env::var_os("SANCTUM").filter(|v| !v.is_empty())?);
+    assert!(
+        p.is_file(),
+        "SANCTUM={} is not a file: build the reference as tests/README.md says",
+        p.display()
+    );
+    Some(p)
+}
+
+/// Which daemon runs one side of a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// chantryd, the daemon under test.
+    Chantryd,
+    /// The C reference daemon named by `SANCTUM`.
+    Sanctum,
+}
+
+impl Impl {
+    /// Side `b` of the tunnel tests: the C daemon when `SANCTUM` is set,
+    /// chantryd otherwise.
+    pub fn side_b() -> Impl {
+        if sanctum().is_some() {
+            Impl::Sanctum
+        } else {
+            Impl::Chantryd
+        }
+    }
 }
 
 /// Runs a command, panicking with its output if it fails.
@@ -253,6 +292,64 @@ pub struct Conf {
     pub side: u32,
 }
 
+/// Prefix of the system users the C daemon's roles run as.
+pub const SANCTUM_USER_PREFIX: &str = "chsanctum-";
+
+/// Serialises the creation of system users between test threads.
+static USERS: Mutex<()> = Mutex::new(());
+
+/// The system user a role of the C daemon runs as (`chsanctum-<role>`),
+/// created if it does not exist yet: the reference resolves `run ROLE as
+/// USER` with getpwnam(3), so it needs real accounts. They have no home
+/// and no login shell, and are left in place for the next run.
+pub fn sanctum_user(role: &str) -> String {
+    let name = format!("{SANCTUM_USER_PREFIX}{role}");
+    let _guard = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if user_ids(&name).is_none() {
+        let out = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+                &name,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("useradd {name}: {e}"));
+        // Another test run may have created it in between.
+        assert!(
+            out.status.success() || user_ids(&name).is_some(),
+            "useradd {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    name
+}
+
+/// The uid and primary gid of a user, if it exists.
+pub fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// The role that holds the shared secret in a mode (the reference's key
+/// role opens the secret file each time it needs it, after dropping to
+/// its user).
+pub fn key_role(mode: &str) -> &'static str {
+    match mode {
+        "pilgrim" => "pilgrim",
+        "shrine" => "shrine",
+        _ => "chapel",
+    }
+}
+
 /// The roles of a mode.
 pub fn roles(mode: &str) -> Vec<&'static str> {
     let mode: chantry_core::config::Mode = mode.parse().expect("a mode name");
@@ -288,16 +385,71 @@ impl Conf {
         path
     }
 
+    /// Writes the configuration of the C reference daemon and its secret
+    /// into `dir`; returns the config path.
+    ///
+    /// The same settings as [`Conf::write`], with these differences the
+    /// reference needs: every role runs as its own system user
+    /// ([`sanctum_user`]); the secret belongs to the key role's user and
+    /// `dir` becomes traversable (0711) so that role can open it after
+    /// dropping privileges (nothing in `dir` becomes listable); the control
+    /// socket is owned by the control role's user, as hymn writes it, so
+    /// that role may send its reply to a client socket that
+    /// [`chantry_service::control::query`] hands to that same user.
+    pub fn write_sanctum(&self, dir: &TempDir) -> PathBuf {
+        let secret = dir.join(&format!("{}.secret", self.instance));
+        write_secret(&secret, 42);
+        let key_user = sanctum_user(key_role(self.mode));
+        let (uid, gid) = user_ids(&key_user).expect("key role user exists");
+        std::os::unix::fs::chown(&secret, Some(uid), Some(gid)).expect("chown secret");
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o400)).expect("chmod");
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
+        let mut s = String::new();
+        s += &format!("mode {}\ninstance {}\n", self.mode, self.instance);
+        s += &format!("secret {}\n", secret.display());
+        s += &format!("local {}:4500\n", self.local);
+        if let Some(p) = self.peer {
+            s += &format!("peer {p}:4500\n");
+        }
+        s += &format!("tunnel {}/30 {}\n", self.inner, self.mtu);
+        if self.shroud {
+            s += "shroud yes\n";
+        }
+        s += &format!(
+            "control {} {}\n",
+            self.control(dir).display(),
+            sanctum_user("control")
+        );
+        for r in roles(self.mode) {
+            s += &format!("run {r} as {}\n", sanctum_user(r));
+        }
+        let path = dir.join(&format!("{}.sanctum.conf", self.instance));
+        fs::write(&path, s).expect("config");
+        path
+    }
+
+    /// Writes the configuration for `which` daemon ([`Conf::write`] or
+    /// [`Conf::write_sanctum`]).
+    pub fn write_for(&self, which: Impl, dir: &TempDir) -> PathBuf {
+        match which {
+            Impl::Chantryd => self.write(dir),
+            Impl::Sanctum => self.write_sanctum(dir),
+        }
+    }
+
     /// The control socket path the config names.
     pub fn control(&self, dir: &TempDir) -> PathBuf {
         dir.join(&format!("{}.control", self.instance))
     }
 }
 
-/// A running chantryd, stopped with SIGTERM on drop.
+/// A running daemon (chantryd or the C reference), stopped with SIGTERM
+/// on drop.
 #[derive(Debug)]
 pub struct Daemon {
     child: Option<Child>,
+    /// Which daemon this is.
+    pub which: Impl,
     /// Its log file.
     pub log: PathBuf,
 }
@@ -322,8 +474,67 @@ impl Daemon {
         let child = cmd.spawn().expect("chantryd");
         Daemon {
             child: Some(child),
+            which: Impl::Chantryd,
             log,
         }
+    }
+
+    /// Starts the C reference daemon (`$SANCTUM -c conf`, in the
+    /// foreground, logging to stdout) in `ns`. It reads no test settings
+    /// from the environment.
+    pub fn start_sanctum(ns: &Netns, conf: &Path, log: PathBuf) -> Daemon {
+        let bin = sanctum().expect("SANCTUM is set");
+        let file = fs::File::create(&log).expect("log");
+        let mut cmd = ns.cmd(&[
+            bin.to_str().expect("utf-8 path"),
+            "-c",
+            conf.to_str().expect("utf-8 path"),
+        ]);
+        cmd.stdout(file.try_clone().expect("log")).stderr(file);
+        let child = cmd.spawn().expect("sanctum");
+        Daemon {
+            child: Some(child),
+            which: Impl::Sanctum,
+            log,
+        }
+    }
+
+    /// Starts `which` daemon; `env` only reaches chantryd (the test hooks
+    /// are chantryd's).
+    pub fn start_for(
+        which: Impl,
+        ns: &Netns,
+        conf: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        match which {
+            Impl::Chantryd => Daemon::start(ns, conf, log, env),
+            Impl::Sanctum => Daemon::start_sanctum(ns, conf, log),
+        }
+    }
+
+    /// Waits (bounded) until the daemon has bound its UDP socket and
+    /// started every role: chantryd logs `all roles sandboxed and
+    /// running`, the reference `sanctum started`. False if it did not
+    /// within `limit`.
+    pub fn wait_ready(&self, limit: Duration) -> bool {
+        let needle = match self.which {
+            Impl::Chantryd => "all roles sandboxed and running",
+            Impl::Sanctum => "sanctum started",
+        };
+        self.wait_log(needle, limit)
+    }
+
+    /// How many TX keys the daemon has installed so far, counted in its
+    /// log (chantryd's bless logs `TX key installed`, the reference's
+    /// `TX SA active`).
+    pub fn tx_key_installs(&self) -> usize {
+        let needle = match self.which {
+            Impl::Chantryd => "TX key installed",
+            Impl::Sanctum => "TX SA active",
+        };
+        self.log_text().matches(needle).count()
     }
 
     /// The guardian's pid.
@@ -348,8 +559,14 @@ impl Daemon {
         false
     }
 
-    /// The role processes of this daemon: (role, pid).
+    /// The role processes of this daemon: (role, pid). Only chantryd's
+    /// roles can be told apart this way (panics for the C daemon).
     pub fn role_pids(&self) -> Vec<(String, u32)> {
+        assert_eq!(
+            self.which,
+            Impl::Chantryd,
+            "role processes are only listed for chantryd"
+        );
         role_children(self.pid())
     }
 
@@ -366,9 +583,39 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The reference's roles are forks of its guardian that outlive it
+        // if it is killed: kill them too.
+        let orphans = match self.which {
+            Impl::Chantryd => Vec::new(),
+            Impl::Sanctum => child_pids(child.id()),
+        };
         let _ = child.kill();
+        for pid in orphans {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         child.wait().ok()
     }
+}
+
+/// The pids of the processes whose parent is `ppid` (from /proc).
+pub fn child_pids(ppid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(ppid))
+        .collect()
+}
+
+/// The parent pid of a process (from /proc/PID/stat).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // ppid is the 2nd field after the ")" that closes the name.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 impl Drop for Daemon {
@@ -388,19 +635,7 @@ pub fn role_children(ppid: u32) -> Vec<(String, u32)> {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // ppid is the 2nd field after the ")" that closes the name.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let parent: u32 = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if parent != ppid {
+        if parent_of(pid) != Some(ppid) {
             continue;
         }
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
