@@ -362,6 +362,21 @@ impl Conf {
     pub fn write(&self, dir: &TempDir) -> PathBuf {
         let secret = dir.join(&format!("{}.secret", self.instance));
         write_secret(&secret, 42);
+        let text = self.text(&secret, dir, "root", |r| uid_of(r, self.side).to_string());
+        let path = dir.join(&format!("{}.conf", self.instance));
+        fs::write(&path, text).expect("config");
+        path
+    }
+
+    /// The configuration text: `control_owner` owns the control socket,
+    /// `user_of` names the user each role runs as.
+    fn text(
+        &self,
+        secret: &Path,
+        dir: &TempDir,
+        control_owner: &str,
+        user_of: impl Fn(&str) -> String,
+    ) -> String {
         let mut s = String::new();
         s += &format!("mode {}\ninstance {}\n", self.mode, self.instance);
         s += &format!("secret {}\n", secret.display());
@@ -373,16 +388,11 @@ impl Conf {
         if self.shroud {
             s += "shroud yes\n";
         }
-        s += &format!(
-            "control {} root\n",
-            dir.join(&format!("{}.control", self.instance)).display()
-        );
+        s += &format!("control {} {control_owner}\n", self.control(dir).display());
         for r in roles(self.mode) {
-            s += &format!("run {r} as {}\n", uid_of(r, self.side));
+            s += &format!("run {r} as {}\n", user_of(r));
         }
-        let path = dir.join(&format!("{}.conf", self.instance));
-        fs::write(&path, s).expect("config");
-        path
+        s
     }
 
     /// Writes the configuration of the C reference daemon and its secret
@@ -404,27 +414,9 @@ impl Conf {
         std::os::unix::fs::chown(&secret, Some(uid), Some(gid)).expect("chown secret");
         fs::set_permissions(&secret, fs::Permissions::from_mode(0o400)).expect("chmod");
         fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
-        let mut s = String::new();
-        s += &format!("mode {}\ninstance {}\n", self.mode, self.instance);
-        s += &format!("secret {}\n", secret.display());
-        s += &format!("local {}:4500\n", self.local);
-        if let Some(p) = self.peer {
-            s += &format!("peer {p}:4500\n");
-        }
-        s += &format!("tunnel {}/30 {}\n", self.inner, self.mtu);
-        if self.shroud {
-            s += "shroud yes\n";
-        }
-        s += &format!(
-            "control {} {}\n",
-            self.control(dir).display(),
-            sanctum_user("control")
-        );
-        for r in roles(self.mode) {
-            s += &format!("run {r} as {}\n", sanctum_user(r));
-        }
+        let text = self.text(&secret, dir, &sanctum_user("control"), sanctum_user);
         let path = dir.join(&format!("{}.sanctum.conf", self.instance));
-        fs::write(&path, s).expect("config");
+        fs::write(&path, text).expect("config");
         path
     }
 
