@@ -59,7 +59,9 @@ pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
         Err(e) => return Err(e),
     }
     let listener = UnixListener::bind(path)?;
-    chown(path, Some(0), gid)?;
+    if gid.is_some() {
+        chown(path, None, gid)?;
+    }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     Ok(listener)
 }

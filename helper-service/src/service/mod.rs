@@ -16,6 +16,9 @@ pub mod profile;
 pub mod store;
 pub mod tunnels;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
