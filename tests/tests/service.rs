@@ -321,7 +321,39 @@ fn groups_decide_who_may_do_what() {
     let o = ctl(None, &sock, &["status", "home"]);
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
 
+    // A tunnel still up when the service stops is taken down with it.
+    let o = ctl(
+        None,
+        &sock,
+        &["import", "-c", conf_a.to_str().unwrap(), "--name", "again"],
+    );
+    assert!(o.status.success(), "root import: {}", text(&o));
+    let o = ctl(None, &sock, &["up", "again"]);
+    assert!(o.status.success(), "root up: {}", text(&o));
+    let start = Instant::now();
+    let pid = loop {
+        let o = ctl(None, &sock, &["status", "again", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if v["tunnels"][0]["state"] == "up" {
+            break v["tunnels"][0]["pid"].as_u64().expect("a pid while up");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "not up again\n{}",
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let st = service.stop().expect("service exit");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "guardian {pid} outlived the service"
+    );
+    let links = pair.a.run(&["ip", "-o", "link", "show"]);
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("chsvc0"),
+        "TUN device left behind"
+    );
     assert!(st.success(), "service exit {st:?}\n{}", service.log_text());
     assert!(!sock.exists(), "socket left behind");
 }
