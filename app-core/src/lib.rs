@@ -18,6 +18,8 @@
 //!   cathedral applies to them.
 //! - [`ambry`], [`vicar`], [`config`]: on-disk formats of files.md.
 //! - [`tunnel`]: one whole endpoint composed from the above.
+//! - [`ipc`]: the messages between chantryd and its clients, and their
+//!   length-delimited framing.
 //! - [`offload`]: TUN segmentation offload (splitting super-packets read
 //!   from the device, merging TCP segments written to it).
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod cathedral;
 pub mod config;
 pub mod entropy;
 pub mod exchange;
+pub mod ipc;
 pub mod kdf;
 pub mod offload;
 pub mod pilgrim;

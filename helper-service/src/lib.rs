@@ -11,5 +11,6 @@ pub mod platform;
 pub mod role;
 pub mod roles;
 pub mod sandbox;
+pub mod service;
 pub mod shm;
 pub mod wiring;

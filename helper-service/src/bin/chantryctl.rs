@@ -1,18 +1,36 @@
 //! chantryctl: the command-line client of chantryd.
 //!
-//! `chantryctl status` asks a running tunnel's control socket
-//! (spec/files.md §8) for its counters and prints them as a table or, with
-//! `--json`, as one JSON object. Exit status: 0 when the tunnel answered,
-//! 1 when it did not (the message names the socket), 2 for usage errors.
+//! Subcommands talk to the service's control endpoint (`--service`,
+//! default /run/chantry/chantryd.sock): `list`, `status [NAME]`, `up NAME`,
+//! `down NAME`, `import`, `remove NAME`, `export NAME`. `status -s SOCKET`
+//! (or `-c FILE`) instead asks one tunnel's reference control socket
+//! (spec/files.md §8) for its counters. Output is for people unless
+//! `--json` is given (one JSON document on stdout).
+//!
+//! Exit status:
+//! * 0: done;
+//! * 1: any other failure (I/O, protocol, the service failed);
+//! * 2: usage error;
+//! * 3: the service (or tunnel socket) could not be reached;
+//! * 4: refused: the caller lacks the group the request needs;
+//! * 5: no such profile;
+//! * 6: the request was rejected (invalid configuration, name taken,
+//!   profile busy).
 
 use std::fmt::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chantry_core::config::Config;
+use chantry_core::ipc::{
+    ErrorCode, ImportRequest, KeyMaterial, ProfileInfo, Request, Response, TunnelStatus,
+};
 use chantry_service::control::{self, DEFAULT_CONTROL_PATH, SaStats, Status};
+use chantry_service::service::client::{Client, ClientError};
+use chantry_service::service::{self, profile::rewrite_secret};
 use clap::{Args, Parser, Subcommand};
 
 /// Command-line client of chantryd.
@@ -23,6 +41,12 @@ use clap::{Args, Parser, Subcommand};
     about = "Command-line client of chantryd"
 )]
 struct Cli {
+    /// The service's control socket.
+    #[arg(long, global = true, value_name = "PATH", default_value = service::DEFAULT_SOCKET)]
+    service: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,16 +54,47 @@ struct Cli {
 /// What to do; one subcommand per duty.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show a running tunnel's SAs, counters, peer and MTU (read from its
-    /// control socket).
+    /// List the profiles and their states.
+    List,
+    /// Show the state of the profiles (or of NAME); with -s/-c, a running
+    /// tunnel's SAs, counters, peer and MTU read from its control socket.
     Status(StatusArgs),
+    /// Connect a profile.
+    Up {
+        /// The profile.
+        name: String,
+    },
+    /// Disconnect a profile.
+    Down {
+        /// The profile.
+        name: String,
+    },
+    /// Import a sanctum.conf and its shared secret file as a profile
+    /// (needs root or the chantry-admin group).
+    Import(ImportArgs),
+    /// Remove a profile and its key files (needs root or chantry-admin).
+    Remove {
+        /// The profile.
+        name: String,
+    },
+    /// Write a profile's sanctum.conf and secret into a directory (needs
+    /// root or chantry-admin); with --json, print them instead.
+    Export {
+        /// The profile.
+        name: String,
+        /// Where NAME.conf and NAME.secret (0600) are written.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// Arguments of `chantryctl status`.
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Control socket to ask (default: the `control` path of the tunnel's
-    /// sanctum.conf given with -c, else /tmp/sanctum-control).
+    /// The profile (all if absent).
+    #[arg(conflicts_with_all = ["control", "config"])]
+    name: Option<String>,
+    /// A tunnel's control socket to ask instead of the service.
     #[arg(
         short = 's',
         long = "control",
@@ -47,15 +102,53 @@ struct StatusArgs {
         conflicts_with = "config"
     )]
     control: Option<PathBuf>,
-    /// The tunnel's sanctum.conf: its `control` line names the socket.
+    /// A tunnel's sanctum.conf: its `control` line names the socket to ask
+    /// instead of the service.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Seconds to wait for the answer.
+    /// Seconds to wait for a tunnel socket's answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     timeout: f64,
+}
+
+/// Arguments of `chantryctl import`.
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The sanctum.conf; its `secret` line names the key file to import.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: PathBuf,
+    /// The profile name (default: the file name without `.conf`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Connect it when the service starts.
+    #[arg(long)]
+    auto_connect: bool,
+    /// Keep the machine fail-closed while it is not up.
+    #[arg(long)]
+    always_on: bool,
+}
+
+/// A failure with the exit status it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = match error.downcast_ref::<ClientError>() {
+            Some(ClientError::Connect { .. }) => 3,
+            Some(ClientError::Refused(r)) => match r.code {
+                ErrorCode::Forbidden => 4,
+                ErrorCode::NotFound => 5,
+                ErrorCode::Invalid | ErrorCode::Exists | ErrorCode::Busy => 6,
+                ErrorCode::Version | ErrorCode::Limit | ErrorCode::Internal => 1,
+            },
+            _ => 1,
+        };
+        Failure { code, error }
+    }
 }
 
 fn main() -> ExitCode {
@@ -64,20 +157,178 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Status(args) => status(&args),
-    };
-    match result {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chantryctl: {e:#}");
-            ExitCode::FAILURE
+        Err(f) => {
+            eprintln!("chantryctl: {:#}", f.error);
+            ExitCode::from(f.code)
         }
     }
 }
 
-/// `chantryctl status`.
-fn status(args: &StatusArgs) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Status(args) if args.control.is_some() || args.config.is_some() => {
+            status(args, cli.json).map_err(|e| Failure { code: 3, error: e })
+        }
+        Command::Status(args) => {
+            let r = call(
+                cli,
+                Request::Status {
+                    name: args.name.clone(),
+                },
+            )?;
+            print_response(cli.json, &r)
+        }
+        Command::List => print_response(cli.json, &call(cli, Request::List)?),
+        Command::Up { name } => {
+            call(cli, Request::Connect { name: name.clone() })?;
+            done(cli.json, &format!("{name}: connecting"))
+        }
+        Command::Down { name } => {
+            call(cli, Request::Disconnect { name: name.clone() })?;
+            done(cli.json, &format!("{name}: down"))
+        }
+        Command::Remove { name } => {
+            call(cli, Request::Remove { name: name.clone() })?;
+            done(cli.json, &format!("{name}: removed"))
+        }
+        Command::Import(args) => {
+            let req = import_request(args)?;
+            let name = req.name.clone();
+            call(cli, Request::Import(req))?;
+            done(cli.json, &format!("{name}: imported"))
+        }
+        Command::Export { name, dir } => {
+            let Response::Export(p) = call(cli, Request::Export { name: name.clone() })? else {
+                return Err(anyhow::anyhow!("unexpected answer to export").into());
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string(&p)?);
+                return Ok(());
+            }
+            let key = dir.join(format!("{name}.secret"));
+            let conf = dir.join(format!("{name}.conf"));
+            write_new(&key, p.secret.expose(), 0o600)?;
+            write_new(
+                &conf,
+                rewrite_secret(&p.config, &key.display().to_string()).as_bytes(),
+                0o644,
+            )?;
+            println!("{}", conf.display());
+            Ok(())
+        }
+    }
+}
+
+/// One request on a fresh connection.
+fn call(cli: &Cli, request: Request) -> Result<Response, ClientError> {
+    Client::connect(&cli.service)?.call(request)
+}
+
+fn done(json: bool, text: &str) -> Result<(), Failure> {
+    if json {
+        println!("{{\"ok\":true}}");
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// Creates `path` (never overwriting) with `mode`.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Reads the configuration and the key file its `secret` line names.
+fn import_request(args: &ImportArgs) -> anyhow::Result<ImportRequest> {
+    let path = &args.config;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = Config::parse(path, &text)?;
+    let secret_path = config
+        .secret()
+        .with_context(|| format!("{}: no `secret` line", path.display()))?;
+    let secret = std::fs::read(secret_path)
+        .with_context(|| format!("cannot read the secret {}", secret_path.display()))?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .with_context(|| format!("{}: give the profile a --name", path.display()))?,
+    };
+    Ok(ImportRequest {
+        name,
+        config: text,
+        secret: KeyMaterial::new(secret),
+        auto_connect: args.auto_connect,
+        always_on: args.always_on,
+    })
+}
+
+/// Prints a list or status answer.
+fn print_response(json: bool, r: &Response) -> Result<(), Failure> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    match r {
+        Response::Profiles { profiles } => print!("{}", profiles_table(profiles)),
+        Response::Status { tunnels } => print!("{}", status_table(tunnels)),
+        Response::Export(_) | Response::Done => {}
+    }
+    Ok(())
+}
+
+/// The `list` table.
+fn profiles_table(profiles: &[ProfileInfo]) -> String {
+    let mut out = format!(
+        "{:<20} {:<10} {:<12} {:<12} {:<5} {:<5}\n",
+        "name", "mode", "instance", "state", "auto", "always"
+    );
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    for p in profiles {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<10} {:<12} {:<12} {:<5} {:<5}",
+            p.name,
+            p.mode,
+            p.instance,
+            p.state.to_string(),
+            yn(p.auto_connect),
+            yn(p.always_on)
+        );
+    }
+    out
+}
+
+/// The service `status` table.
+fn status_table(tunnels: &[TunnelStatus]) -> String {
+    let mut out = String::new();
+    for t in tunnels {
+        let _ = write!(out, "{:<20} {}", t.name, t.state);
+        if let Some(pid) = t.pid {
+            let _ = write!(out, " (pid {pid})");
+        }
+        if let Some(d) = &t.detail {
+            let _ = write!(out, ": {d}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `chantryctl status -s SOCKET`: one tunnel's reference control socket.
+fn status(args: &StatusArgs, json_out: bool) -> anyhow::Result<()> {
     let path = control_path(args)?;
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
@@ -90,7 +341,7 @@ fn status(args: &StatusArgs) -> anyhow::Result<()> {
         })?;
     let status = control::query(&path, timeout).context("no status from the tunnel")?;
     let now = monotonic_now()?;
-    if args.json {
+    if json_out {
         println!("{}", json(&path, now, &status)?);
     } else {
         print!("{}", table(&path, now, &status));
@@ -270,11 +521,16 @@ mod tests {
     fn socket_path_comes_from_flag_config_or_default() {
         let parse = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
             Command::Status(a) => a,
+            other => panic!("{other:?}"),
         };
         let a = parse(&["chantryctl", "status"]);
         assert_eq!(control_path(&a).unwrap(), Path::new(DEFAULT_CONTROL_PATH));
+        assert!(
+            Cli::try_parse_from(["chantryctl", "status", "-s", "/run/t.sock", "--json"])
+                .unwrap()
+                .json
+        );
         let a = parse(&["chantryctl", "status", "-s", "/run/t.sock", "--json"]);
-        assert!(a.json);
         assert_eq!(control_path(&a).unwrap(), Path::new("/run/t.sock"));
         let a = parse(&["chantryctl", "status", "--control", "/run/u.sock"]);
         assert_eq!(control_path(&a).unwrap(), Path::new("/run/u.sock"));

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use chantry_service::guardian::{self, SetupError};
+use chantry_service::service;
 
 #[derive(Parser, Debug)]
 #[command(name = "chantryd", version = version(), about = "Runs a sanctum tunnel as sandboxed role processes")]
@@ -27,6 +28,21 @@ enum Cmd {
         /// The sanctum.conf.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+    },
+    /// Runs the system service: the control endpoint, profiles, tunnels.
+    Service {
+        /// The control socket.
+        #[arg(long, value_name = "PATH", default_value = service::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// The state directory (database, key files).
+        #[arg(long, value_name = "DIR", default_value = service::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// The group whose members may list, connect and disconnect.
+        #[arg(long, value_name = "NAME", default_value = service::DEFAULT_GROUP)]
+        group: String,
+        /// The group whose members may also change profiles and keys.
+        #[arg(long, value_name = "NAME", default_value = service::DEFAULT_ADMIN_GROUP)]
+        admin_group: String,
     },
     /// Internal: one role process, exec'd by the guardian.
     #[command(hide = true)]
@@ -54,6 +70,22 @@ fn main() -> ExitCode {
             .map(|_| ())
             .map_err(Into::into),
         Cmd::Role { name } => chantry_service::roles::run(&name),
+        Cmd::Service {
+            socket,
+            state_dir,
+            group,
+            admin_group,
+        } => std::env::current_exe()
+            .map_err(anyhow::Error::from)
+            .and_then(|chantryd| {
+                service::run(service::Options {
+                    socket,
+                    state_dir,
+                    group,
+                    admin_group,
+                    chantryd,
+                })
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

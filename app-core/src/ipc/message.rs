@@ -1,0 +1,385 @@
+//! The typed messages of the control protocol. Every message is one JSON
+//! object; enums are internally tagged (`"type"`, `"op"`, `"kind"`,
+//! `"event"`) so other languages (the desktop app's front end) read them
+//! without a schema compiler.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+/// The protocol version this build speaks. A service answers a hello with
+/// another version with [`ErrorCode::Version`] and closes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The first frame a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientHello {
+    /// [`PROTOCOL_VERSION`] of the client.
+    pub version: u32,
+    /// A free-form client name for the logs (`chantryctl 0.1.0`).
+    pub client: String,
+}
+
+/// The service's answer to a [`ClientHello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    /// [`PROTOCOL_VERSION`] of the service.
+    pub version: u32,
+    /// The service's name and version (`chantryd 0.1.0`).
+    pub server: String,
+    /// What this connection's caller may do.
+    pub privilege: Privilege,
+}
+
+/// What a caller may do. Ordered: an admin may do what a member may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Privilege {
+    /// Nothing (the service refuses such callers at connect).
+    None,
+    /// A member of the service's user group (`chantry`): list, status,
+    /// subscribe, connect, disconnect.
+    Member,
+    /// Root or a member of the admin group (`chantry-admin`): also
+    /// everything that changes profiles, key material or settings.
+    Admin,
+}
+
+/// One request with the id its answer will carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFrame {
+    /// Chosen by the client; echoed in the answer.
+    pub id: u64,
+    /// The request.
+    pub request: Request,
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The profiles and their states.
+    List,
+    /// The state of one profile, or of all of them.
+    Status {
+        /// The profile (all if absent).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Start the event stream on this connection.
+    Subscribe,
+    /// Bring a profile's tunnel up.
+    Connect {
+        /// The profile.
+        name: String,
+    },
+    /// Take a profile's tunnel down.
+    Disconnect {
+        /// The profile.
+        name: String,
+    },
+    /// Store a new profile from a sanctum.conf and its key file.
+    Import(ImportRequest),
+    /// Change a profile's flags.
+    Edit {
+        /// The profile.
+        name: String,
+        /// New auto-connect flag, if given.
+        #[serde(default)]
+        auto_connect: Option<bool>,
+        /// New always-on (fail-closed) flag, if given.
+        #[serde(default)]
+        always_on: Option<bool>,
+    },
+    /// Delete a profile and its key files (it must be down).
+    Remove {
+        /// The profile.
+        name: String,
+    },
+    /// A profile's sanctum.conf and key material, as imported.
+    Export {
+        /// The profile.
+        name: String,
+    },
+}
+
+impl Request {
+    /// The privilege the request needs.
+    pub fn needs(&self) -> Privilege {
+        match self {
+            Request::List
+            | Request::Status { .. }
+            | Request::Subscribe
+            | Request::Connect { .. }
+            | Request::Disconnect { .. } => Privilege::Member,
+            Request::Import(_)
+            | Request::Edit { .. }
+            | Request::Remove { .. }
+            | Request::Export { .. } => Privilege::Admin,
+        }
+    }
+
+    /// A short name for logs and refusals (`import`).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Request::List => "list",
+            Request::Status { .. } => "status",
+            Request::Subscribe => "subscribe",
+            Request::Connect { .. } => "connect",
+            Request::Disconnect { .. } => "disconnect",
+            Request::Import(_) => "import",
+            Request::Edit { .. } => "edit",
+            Request::Remove { .. } => "remove",
+            Request::Export { .. } => "export",
+        }
+    }
+}
+
+/// A profile to store: the text of a sanctum.conf and the key material its
+/// `secret` line names. The service rewrites the `secret` path to its own
+/// copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The profile name: 1 to 32 of `[A-Za-z0-9_-]`.
+    pub name: String,
+    /// The sanctum.conf text.
+    pub config: String,
+    /// The contents of the shared secret file.
+    pub secret: KeyMaterial,
+    /// Bring it up when the service starts.
+    #[serde(default)]
+    pub auto_connect: bool,
+    /// Keep the machine fail-closed while it is not up.
+    #[serde(default)]
+    pub always_on: bool,
+}
+
+/// Key file bytes: hex in JSON, wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyMaterial(Zeroizing<Vec<u8>>);
+
+impl KeyMaterial {
+    /// Wraps `bytes`.
+    pub fn new(bytes: Vec<u8>) -> KeyMaterial {
+        KeyMaterial(Zeroizing::new(bytes))
+    }
+
+    /// The bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyMaterial({} bytes, redacted)", self.0.len())
+    }
+}
+
+impl Serialize for KeyMaterial {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = Zeroizing::new(String::with_capacity(self.0.len().saturating_mul(2)));
+        for b in self.0.iter() {
+            text.push(char::from(HEX[usize::from(b >> 4)]));
+            text.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyMaterial {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyMaterial, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let bytes = text.as_bytes();
+        if bytes.len() % 2 != 0 {
+            return Err(serde::de::Error::custom(
+                "key material: odd number of hex digits",
+            ));
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() / 2));
+        for pair in bytes.chunks_exact(2) {
+            match (digit(pair[0]), digit(pair[1])) {
+                (Some(h), Some(l)) => out.push(h << 4 | l),
+                _ => return Err(serde::de::Error::custom("key material: not hex")),
+            }
+        }
+        Ok(KeyMaterial(out))
+    }
+}
+
+/// A message from the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The answer to the hello.
+    Hello(ServerHello),
+    /// A successful answer.
+    Response {
+        /// The request's id.
+        id: u64,
+        /// The answer.
+        response: Response,
+    },
+    /// A refused or failed request (`id` absent: about the connection,
+    /// e.g. a version mismatch or a malformed frame; the service closes).
+    Error {
+        /// The request's id.
+        #[serde(default)]
+        id: Option<u64>,
+        /// What went wrong.
+        error: ErrorReply,
+    },
+    /// An event of the subscription stream.
+    Event(Event),
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    /// The answer to [`Request::List`].
+    Profiles {
+        /// Every profile, by name.
+        profiles: Vec<ProfileInfo>,
+    },
+    /// The answer to [`Request::Status`].
+    Status {
+        /// The profiles asked for.
+        tunnels: Vec<TunnelStatus>,
+    },
+    /// The answer to [`Request::Export`].
+    Export(ExportedProfile),
+    /// Done (subscribe, connect, disconnect, import, edit, remove).
+    Done,
+}
+
+/// A stored profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    /// Its name.
+    pub name: String,
+    /// The `instance` of its configuration (the TUN name).
+    pub instance: String,
+    /// Its `mode`.
+    pub mode: String,
+    /// Brought up at service start.
+    pub auto_connect: bool,
+    /// Fail-closed while not up.
+    pub always_on: bool,
+    /// Its tunnel's state.
+    pub state: TunnelState,
+}
+
+/// The state of one tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    /// The profile.
+    pub name: String,
+    /// Its state.
+    pub state: TunnelState,
+    /// Why it is in that state (the last failure), if known.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// The guardian process, while one runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+/// Where a tunnel is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelState {
+    /// Not running.
+    Down,
+    /// The guardian was started; its roles are not all up yet.
+    Connecting,
+    /// All roles run.
+    Up,
+    /// The guardian exited on its own; see the detail.
+    Failed,
+}
+
+impl fmt::Display for TunnelState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TunnelState::Down => "down",
+            TunnelState::Connecting => "connecting",
+            TunnelState::Up => "up",
+            TunnelState::Failed => "failed",
+        })
+    }
+}
+
+/// A profile as exported: what [`ImportRequest`] takes back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedProfile {
+    /// Its name.
+    pub name: String,
+    /// The sanctum.conf text as stored (its `secret` line names the
+    /// service's copy).
+    pub config: String,
+    /// The shared secret file's contents.
+    pub secret: KeyMaterial,
+    /// Auto-connect flag.
+    pub auto_connect: bool,
+    /// Always-on flag.
+    pub always_on: bool,
+}
+
+/// An event of the subscription stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A tunnel changed state.
+    State(TunnelStatus),
+    /// A log line of the service.
+    Log {
+        /// `info`, `warn`, `error`.
+        level: String,
+        /// The line.
+        message: String,
+    },
+}
+
+/// A refusal or failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// The class of problem.
+    pub code: ErrorCode,
+    /// A sentence for people (a refusal names the group that is needed).
+    pub message: String,
+}
+
+/// The class of an [`ErrorReply`]; chantryctl maps these to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The caller may not do this.
+    Forbidden,
+    /// No such profile.
+    NotFound,
+    /// A profile of that name exists.
+    Exists,
+    /// The request or its data is not valid.
+    Invalid,
+    /// The profile is in a state that does not allow it (e.g. removing
+    /// one that is up).
+    Busy,
+    /// The client's protocol version is not spoken.
+    Version,
+    /// Too many connections or requests.
+    Limit,
+    /// The service failed.
+    Internal,
+}

@@ -1,0 +1,214 @@
+use super::*;
+
+#[test]
+fn frame_is_big_endian_length_then_payload() {
+    assert_eq!(encode_frame(b"{}").unwrap(), b"\x00\x00\x00\x02{}");
+    let hello = ClientHello {
+        version: 1,
+        client: "t".into(),
+    };
+    assert_eq!(
+        encode_message(&hello).unwrap(),
+        b"\x00\x00\x00\x1a{\"version\":1,\"client\":\"t\"}"
+    );
+}
+
+#[test]
+fn encode_refuses_empty_and_oversized() {
+    assert_eq!(encode_frame(b""), Err(FrameError::Empty));
+    let big = vec![b' '; MAX_FRAME + 1];
+    assert_eq!(
+        encode_frame(&big),
+        Err(FrameError::TooLarge {
+            len: MAX_FRAME as u64 + 1,
+            max: MAX_FRAME
+        })
+    );
+    assert_eq!(
+        encode_frame(&big[..MAX_FRAME]).unwrap().len(),
+        MAX_FRAME + 4
+    );
+}
+
+#[test]
+fn decode_needs_whole_frames() {
+    assert_eq!(decode_frame(b"", MAX_FRAME), Ok(None));
+    assert_eq!(decode_frame(b"\x00\x00\x00", MAX_FRAME), Ok(None));
+    assert_eq!(decode_frame(b"\x00\x00\x00\x03ab", MAX_FRAME), Ok(None));
+    assert_eq!(
+        decode_frame(b"\x00\x00\x00\x02abXYZ", MAX_FRAME),
+        Ok(Some((&b"ab"[..], 6)))
+    );
+}
+
+#[test]
+fn decode_rejects_empty_and_oversized_from_the_prefix_alone() {
+    assert_eq!(
+        decode_frame(b"\x00\x00\x00\x00", MAX_FRAME),
+        Err(FrameError::Empty)
+    );
+    assert_eq!(
+        decode_frame(b"\x00\x10\x00\x01", MAX_FRAME),
+        Err(FrameError::TooLarge {
+            len: 0x0010_0001,
+            max: MAX_FRAME
+        })
+    );
+    assert_eq!(
+        decode_frame(b"\xff\xff\xff\xff", usize::MAX),
+        Err(FrameError::TooLarge {
+            len: 0xffff_ffff,
+            max: MAX_FRAME
+        })
+    );
+    // A smaller limit of the decoder's own.
+    assert_eq!(
+        decode_frame(b"\x00\x00\x00\x09", 8),
+        Err(FrameError::TooLarge { len: 9, max: 8 })
+    );
+}
+
+#[test]
+fn decoder_splits_a_stream_fed_byte_by_byte() {
+    let mut stream = encode_frame(b"one").unwrap();
+    stream.extend(encode_frame(b"two!").unwrap());
+    stream.extend(b"\x00\x00");
+    let mut d = FrameDecoder::default();
+    let mut got = Vec::new();
+    for b in &stream {
+        d.extend(std::slice::from_ref(b));
+        while let Some(f) = d.next_frame().unwrap() {
+            got.push(f);
+        }
+    }
+    assert_eq!(got, vec![b"one".to_vec(), b"two!".to_vec()]);
+    assert_eq!(d.buffered(), 2);
+    assert_eq!(d.finish(), Err(FrameError::Truncated { buffered: 2 }));
+    let empty = FrameDecoder::new(16);
+    assert_eq!(empty.finish(), Ok(()));
+}
+
+#[test]
+fn request_json_is_stable() {
+    let frame = RequestFrame {
+        id: 7,
+        request: Request::Connect {
+            name: "home".into(),
+        },
+    };
+    let json = serde_json::to_string(&frame).unwrap();
+    assert_eq!(json, r#"{"id":7,"request":{"op":"connect","name":"home"}}"#);
+    assert_eq!(
+        decode_message::<RequestFrame>(json.as_bytes()).unwrap(),
+        frame
+    );
+    let list: RequestFrame = decode_message(br#"{"id":1,"request":{"op":"list"}}"#).unwrap();
+    assert_eq!(list.request, Request::List);
+    let status: RequestFrame = decode_message(br#"{"id":2,"request":{"op":"status"}}"#).unwrap();
+    assert_eq!(status.request, Request::Status { name: None });
+}
+
+#[test]
+fn malformed_messages_are_errors() {
+    for bad in [
+        &br#"{"id":1,"request":{"op":"reboot"}}"#[..],
+        br#"{"id":1,"request":{"op":"connect"}}"#,
+        br#"{"id":-1,"request":{"op":"list"}}"#,
+        br#"{"id":1,"request":{"op":"list"},"extra":1}"#,
+        b"\xff\xfe",
+        b"[",
+    ] {
+        let e = decode_message::<RequestFrame>(bad).unwrap_err();
+        assert!(matches!(e, FrameError::Malformed(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn key_material_is_hex_and_never_printed() {
+    let req = Request::Import(ImportRequest {
+        name: "p".into(),
+        config: "mode tunnel\n".into(),
+        secret: KeyMaterial::new(vec![0x00, 0xab, 0x7f]),
+        auto_connect: true,
+        always_on: false,
+    });
+    let json = serde_json::to_string(&req).unwrap();
+    assert_eq!(
+        json,
+        r#"{"op":"import","name":"p","config":"mode tunnel\n","secret":"00ab7f","auto_connect":true,"always_on":false}"#
+    );
+    assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
+    let debug = format!("{req:?}");
+    assert!(debug.contains("KeyMaterial(3 bytes, redacted)"), "{debug}");
+    assert!(!debug.contains("ab"), "{debug}");
+    for bad in [r#""abc""#, r#""zz""#] {
+        assert!(serde_json::from_str::<KeyMaterial>(bad).is_err(), "{bad}");
+    }
+    let upper: KeyMaterial = serde_json::from_str(r#""AB""#).unwrap();
+    assert_eq!(upper.expose(), &[0xab]);
+}
+
+#[test]
+fn privileges_split_reading_from_changing() {
+    let member = [
+        Request::List,
+        Request::Status { name: None },
+        Request::Subscribe,
+        Request::Connect { name: "a".into() },
+        Request::Disconnect { name: "a".into() },
+    ];
+    for r in &member {
+        assert_eq!(r.needs(), Privilege::Member, "{}", r.op());
+    }
+    let admin = [
+        Request::Remove { name: "a".into() },
+        Request::Export { name: "a".into() },
+        Request::Edit {
+            name: "a".into(),
+            auto_connect: Some(true),
+            always_on: None,
+        },
+    ];
+    for r in &admin {
+        assert_eq!(r.needs(), Privilege::Admin, "{}", r.op());
+    }
+    assert!(Privilege::Admin > Privilege::Member && Privilege::Member > Privilege::None);
+}
+
+#[test]
+fn server_messages_are_tagged() {
+    let refused = ServerMessage::Error {
+        id: Some(3),
+        error: ErrorReply {
+            code: ErrorCode::Forbidden,
+            message: "import needs root or the chantry-admin group".into(),
+        },
+    };
+    assert_eq!(
+        serde_json::to_string(&refused).unwrap(),
+        r#"{"type":"error","id":3,"error":{"code":"forbidden","message":"import needs root or the chantry-admin group"}}"#
+    );
+    let event = ServerMessage::Event(Event::State(TunnelStatus {
+        name: "home".into(),
+        state: TunnelState::Up,
+        detail: None,
+        pid: Some(42),
+    }));
+    assert_eq!(
+        serde_json::to_string(&event).unwrap(),
+        r#"{"type":"event","event":"state","name":"home","state":"up","detail":null,"pid":42}"#
+    );
+    let done = ServerMessage::Response {
+        id: 1,
+        response: Response::Done,
+    };
+    let json = serde_json::to_string(&done).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"response","id":1,"response":{"kind":"done"}}"#
+    );
+    assert_eq!(
+        decode_message::<ServerMessage>(json.as_bytes()).unwrap(),
+        done
+    );
+}

@@ -1,0 +1,402 @@
+//! The control endpoint: a Unix stream socket (0660, group `chantry`).
+//! Every connection's peer credentials are read when it is accepted; the
+//! caller's privilege decides whether it may stay, and every request is
+//! authorized on its own. A malformed, truncated or oversized frame ends
+//! that connection only.
+
+use std::os::unix::fs::{PermissionsExt as _, chown};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chantry_core::ipc::{
+    ClientHello, ErrorCode, ErrorReply, Event, FrameDecoder, FrameError, PROTOCOL_VERSION,
+    Privilege, ProfileInfo, Request, RequestFrame, Response, ServerHello, ServerMessage,
+    decode_message, encode_message,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, broadcast};
+
+use super::auth::Groups;
+use super::profile::{self, ImportError};
+use super::store::Store;
+use super::tunnels::Tunnels;
+
+/// Connections served at once; more are answered with
+/// [`ErrorCode::Limit`] and closed.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Largest frame a client may send (imports carry a configuration and a
+/// key: far below this).
+pub const MAX_REQUEST_FRAME: usize = 256 * 1024;
+/// Time a client has to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct Service {
+    /// The groups that grant privileges.
+    pub groups: Groups,
+    /// The state store.
+    pub store: Store,
+    /// The running tunnels.
+    pub tunnels: Tunnels,
+}
+
+/// Binds the socket at `path` (its directory is created 0755 if missing,
+/// a stale socket replaced), mode 0660, group `gid` if given.
+pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    if gid.is_some() {
+        chown(path, None, gid)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+/// Accepts connections until an error of the listening socket.
+pub async fn accept_loop(listener: UnixListener, service: Arc<Service>) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, &service).await {
+                        tracing::debug!("connection closed: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let _ = send(
+                        &mut stream,
+                        &error(None, ErrorCode::Limit, "too many connections".into()),
+                    )
+                    .await;
+                });
+            }
+        }
+    }
+}
+
+fn error(id: Option<u64>, code: ErrorCode, message: String) -> ServerMessage {
+    ServerMessage::Error {
+        id,
+        error: ErrorReply { code, message },
+    }
+}
+
+async fn send<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &ServerMessage,
+) -> anyhow::Result<()> {
+    let frame = encode_message(msg)?;
+    w.write_all(&frame).await?;
+    Ok(())
+}
+
+/// Reads until one whole frame is buffered; `Ok(None)` at a clean end.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    dec: &mut FrameDecoder,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(f) = dec.next_frame()? {
+            return Ok(Some(f));
+        }
+        let n = r
+            .read(&mut buf)
+            .await
+            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+        if n == 0 {
+            dec.finish()?;
+            return Ok(None);
+        }
+        dec.extend(&buf[..n]);
+    }
+}
+
+async fn connection(stream: UnixStream, service: &Service) -> anyhow::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (uid, gid) = (cred.uid(), cred.gid());
+    let privilege = service.groups.privilege(uid, gid);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut dec = FrameDecoder::new(MAX_REQUEST_FRAME);
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd, &mut dec)).await {
+        Err(_) => return Ok(()),
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(f))) => f,
+        Ok(Err(e)) => {
+            send(&mut wr, &error(None, ErrorCode::Invalid, e.to_string())).await?;
+            return Ok(());
+        }
+    };
+    let hello: ClientHello = match decode_message(&hello) {
+        Ok(h) => h,
+        Err(e) => {
+            send(
+                &mut wr,
+                &error(None, ErrorCode::Invalid, format!("hello: {e}")),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    if hello.version != PROTOCOL_VERSION {
+        let msg = format!(
+            "protocol version {} is not spoken here (chantryd speaks {PROTOCOL_VERSION})",
+            hello.version
+        );
+        send(&mut wr, &error(None, ErrorCode::Version, msg)).await?;
+        return Ok(());
+    }
+    if privilege == Privilege::None {
+        tracing::info!(uid, pid = ?cred.pid(), "refused a caller outside the groups");
+        send(
+            &mut wr,
+            &error(
+                None,
+                ErrorCode::Forbidden,
+                service.groups.refuse_connect(uid),
+            ),
+        )
+        .await?;
+        return Ok(());
+    }
+    tracing::debug!(uid, ?privilege, client = hello.client, "client connected");
+    let server = ServerHello {
+        version: PROTOCOL_VERSION,
+        server: concat!("chantryd ", env!("CARGO_PKG_VERSION")).to_owned(),
+        privilege,
+    };
+    send(&mut wr, &ServerMessage::Hello(server)).await?;
+
+    let mut events: Option<broadcast::Receiver<Event>> = None;
+    loop {
+        tokio::select! {
+            frame = read_frame(&mut rd, &mut dec) => {
+                let frame = match frame {
+                    Ok(Some(f)) => f,
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        send(&mut wr, &error(None, ErrorCode::Invalid, e.to_string())).await?;
+                        return Ok(());
+                    }
+                };
+                let req: RequestFrame = match decode_message(&frame) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        send(&mut wr, &error(None, ErrorCode::Invalid, e.to_string())).await?;
+                        return Ok(());
+                    }
+                };
+                let id = req.id;
+                if let Some(refusal) = service.groups.authorize(privilege, &req.request) {
+                    tracing::info!(uid, op = req.request.op(), "refused");
+                    send(&mut wr, &error(Some(id), ErrorCode::Forbidden, refusal)).await?;
+                    continue;
+                }
+                if matches!(req.request, Request::Subscribe) && events.is_none() {
+                    events = Some(service.tunnels.subscribe());
+                }
+                let answer = match handle(service, req.request, uid).await {
+                    Ok(response) => ServerMessage::Response { id, response },
+                    Err((code, message)) => error(Some(id), code, message),
+                };
+                send(&mut wr, &answer).await?;
+            }
+            ev = next_event(&mut events) => {
+                match ev {
+                    Ok(ev) => send(&mut wr, &ServerMessage::Event(ev)).await?,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let msg = format!("subscriber too slow: {n} events dropped");
+                        send(&mut wr, &error(None, ErrorCode::Limit, msg)).await?;
+                        return Ok(());
+                    }
+                    Err(broadcast::error::RecvError::Closed) => events = None,
+                }
+            }
+        }
+    }
+}
+
+async fn next_event(
+    events: &mut Option<broadcast::Receiver<Event>>,
+) -> Result<Event, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+type Failure = (ErrorCode, String);
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    tracing::error!("{e}");
+    (ErrorCode::Internal, e.to_string())
+}
+
+fn not_found(name: &str) -> Failure {
+    (ErrorCode::NotFound, format!("no profile named `{name}`"))
+}
+
+async fn handle(service: &Service, request: Request, uid: u32) -> Result<Response, Failure> {
+    let store = &service.store;
+    let tunnels = &service.tunnels;
+    match request {
+        Request::List => {
+            let profiles = store.list().await.map_err(internal)?;
+            Ok(Response::Profiles {
+                profiles: profiles
+                    .into_iter()
+                    .map(|p| ProfileInfo {
+                        state: tunnels.status(&p.name).state,
+                        name: p.name,
+                        instance: p.instance,
+                        mode: p.mode,
+                        auto_connect: p.auto_connect,
+                        always_on: p.always_on,
+                    })
+                    .collect(),
+            })
+        }
+        Request::Status { name } => {
+            let names = match name {
+                Some(n) => {
+                    store
+                        .get(&n)
+                        .await
+                        .map_err(internal)?
+                        .ok_or_else(|| not_found(&n))?;
+                    vec![n]
+                }
+                None => store
+                    .list()
+                    .await
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|p| p.name)
+                    .collect(),
+            };
+            Ok(Response::Status {
+                tunnels: names.iter().map(|n| tunnels.status(n)).collect(),
+            })
+        }
+        Request::Subscribe => Ok(Response::Done),
+        Request::Connect { name } => {
+            let p = store
+                .get(&name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(&name))?;
+            tracing::info!(uid, profile = name, "connect");
+            tunnels.connect(&p).await.map_err(internal)?;
+            Ok(Response::Done)
+        }
+        Request::Disconnect { name } => {
+            store
+                .get(&name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(&name))?;
+            tracing::info!(uid, profile = name, "disconnect");
+            tunnels.disconnect(&name).await.map_err(internal)?;
+            Ok(Response::Done)
+        }
+        Request::Import(req) => {
+            if store.get(&req.name).await.map_err(internal)?.is_some() {
+                return Err((
+                    ErrorCode::Exists,
+                    format!("a profile named `{}` exists", req.name),
+                ));
+            }
+            let p = profile::prepare(store, &req).map_err(|e| match e {
+                ImportError::BadName(_) | ImportError::Invalid(_) => {
+                    (ErrorCode::Invalid, e.to_string())
+                }
+                ImportError::Store(e) => internal(e),
+            })?;
+            if !store.insert(&p).await.map_err(internal)? {
+                return Err((
+                    ErrorCode::Exists,
+                    format!("a profile named `{}` exists", p.name),
+                ));
+            }
+            tracing::info!(uid, profile = p.name, "imported");
+            let _ = store
+                .log_event(Some(&p.name), "import", &format!("imported by uid {uid}"))
+                .await;
+            Ok(Response::Done)
+        }
+        Request::Edit {
+            name,
+            auto_connect,
+            always_on,
+        } => {
+            if !store
+                .edit(&name, auto_connect, always_on)
+                .await
+                .map_err(internal)?
+            {
+                return Err(not_found(&name));
+            }
+            Ok(Response::Done)
+        }
+        Request::Remove { name } => {
+            store
+                .get(&name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(&name))?;
+            let state = tunnels.status(&name).state;
+            if matches!(
+                state,
+                chantry_core::ipc::TunnelState::Connecting | chantry_core::ipc::TunnelState::Up
+            ) {
+                return Err((
+                    ErrorCode::Busy,
+                    format!("`{name}` is {state}: disconnect it first"),
+                ));
+            }
+            store.remove(&name).await.map_err(internal)?;
+            tracing::info!(uid, profile = name, "removed");
+            let _ = store
+                .log_event(Some(&name), "remove", &format!("removed by uid {uid}"))
+                .await;
+            Ok(Response::Done)
+        }
+        Request::Export { name } => {
+            let p = store
+                .get(&name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(&name))?;
+            let secret = store.read_key(&name).map_err(internal)?;
+            Ok(Response::Export(chantry_core::ipc::ExportedProfile {
+                name: p.name,
+                config: p.config,
+                secret,
+                auto_connect: p.auto_connect,
+                always_on: p.always_on,
+            }))
+        }
+    }
+}

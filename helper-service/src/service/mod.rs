@@ -1,0 +1,118 @@
+//! `chantryd service`: the one system service the desktop app and
+//! chantryctl drive (docs/architecture.md, "The service").
+//!
+//! * [`auth`]: peer credentials to a [`Privilege`](chantry_core::ipc::Privilege),
+//!   and per-request refusals that name the group needed.
+//! * [`store`]: profiles and the event log in SQLite, key files 0600.
+//! * [`profile`]: an import request checked into a profile.
+//! * [`tunnels`]: one `chantryd run` child per connected profile.
+//! * [`endpoint`]: the Unix control socket and its connections.
+//! * [`client`]: the blocking client chantryctl uses.
+
+pub mod auth;
+pub mod client;
+pub mod endpoint;
+pub mod profile;
+pub mod store;
+pub mod tunnels;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+/// Default path of the control socket.
+pub const DEFAULT_SOCKET: &str = "/run/chantry/chantryd.sock";
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/chantry";
+/// Default users' group.
+pub const DEFAULT_GROUP: &str = "chantry";
+/// Default admin group.
+pub const DEFAULT_ADMIN_GROUP: &str = "chantry-admin";
+
+/// How the service is set up.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The users' group.
+    pub group: String,
+    /// The admin group.
+    pub admin_group: String,
+    /// The chantryd binary that runs tunnels (normally this one).
+    pub chantryd: PathBuf,
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub fn run(opts: Options) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(serve(opts))
+}
+
+async fn serve(opts: Options) -> anyhow::Result<()> {
+    let groups = auth::Groups::resolve(&opts.group, &opts.admin_group);
+    if groups.member_gid.is_none() {
+        tracing::warn!(
+            group = opts.group,
+            "group does not exist: only root and admins can use the service"
+        );
+    }
+    let store = store::Store::open(&opts.state_dir)
+        .await
+        .with_context(|| format!("state directory {}", opts.state_dir.display()))?;
+    let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
+    let listener = endpoint::bind(&opts.socket, groups.member_gid)
+        .with_context(|| format!("control socket {}", opts.socket.display()))?;
+    let service = Arc::new(endpoint::Service {
+        groups,
+        store: store.clone(),
+        tunnels: tunnels.clone(),
+    });
+    let _ = store.log_event(None, "start", "service started").await;
+    tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
+    notify_ready();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
+    tokio::select! {
+        r = endpoint::accept_loop(listener, service) => r?,
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    }
+    tunnels.stop_all().await;
+    let _ = std::fs::remove_file(&opts.socket);
+    let _ = store.log_event(None, "stop", "service stopped").await;
+    Ok(())
+}
+
+/// Tells systemd (Type=notify) the service is ready, if it asked.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("sd_notify: {e}");
+            return;
+        }
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt as _;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", &path)
+    };
+    if let Err(e) = sent {
+        tracing::warn!("sd_notify: {e}");
+    }
+}

@@ -1,0 +1,359 @@
+//! `chantryd service` and chantryctl across uids: a caller outside the
+//! service's groups is refused at connect, a member of the users' group
+//! lists, connects (a real tunnel to a second chantryd) and disconnects
+//! but is refused an import with a message naming the admin group, and
+//! root imports and removes. The groups and users are the test's own
+//! (`chtest-*`), created idempotently and removed at the end.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use chantry_e2e::*;
+
+const GROUP: &str = "chtest-users";
+const ADMIN_GROUP: &str = "chtest-admins";
+const MEMBER: &str = "chtest-member";
+const OUTSIDER: &str = "chtest-outsider";
+
+/// The test's groups and users; removed on drop.
+struct Accounts;
+
+impl Accounts {
+    fn create() -> Accounts {
+        for g in [GROUP, ADMIN_GROUP] {
+            sh(&["groupadd", "-f", g]);
+        }
+        for (user, groups) in [(MEMBER, Some(GROUP)), (OUTSIDER, None)] {
+            let exists = Command::new("id")
+                .args(["-u", user])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !exists {
+                let mut args = vec![
+                    "useradd",
+                    "-M",
+                    "-N",
+                    "-s",
+                    "/usr/sbin/nologin",
+                    "-d",
+                    "/nonexistent",
+                ];
+                if let Some(g) = groups {
+                    args.extend(["-G", g]);
+                }
+                args.push(user);
+                sh(&args);
+            } else if let Some(g) = groups {
+                sh(&["usermod", "-aG", g, user]);
+            }
+        }
+        Accounts
+    }
+}
+
+impl Drop for Accounts {
+    fn drop(&mut self) {
+        for u in [MEMBER, OUTSIDER] {
+            let _ = Command::new("userdel").arg(u).output();
+        }
+        for g in [GROUP, ADMIN_GROUP] {
+            let _ = Command::new("groupdel").arg(g).output();
+        }
+    }
+}
+
+/// The service process, SIGTERM'd on drop.
+struct Service {
+    child: Option<Child>,
+    log: PathBuf,
+    socket: PathBuf,
+}
+
+impl Service {
+    fn start(ns: &Netns, dir: &TempDir) -> Service {
+        let sockdir = dir.join("run");
+        fs::create_dir_all(&sockdir).expect("socket dir");
+        fs::set_permissions(&sockdir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let socket = sockdir.join("chantryd.sock");
+        let state = dir.join("state");
+        let log = dir.join("service.log");
+        let bin = chantryd();
+        let mut cmd = ns.cmd(&[
+            bin.to_str().expect("utf-8"),
+            "service",
+            "--socket",
+            socket.to_str().expect("utf-8"),
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+            "--group",
+            GROUP,
+            "--admin-group",
+            ADMIN_GROUP,
+        ]);
+        let file = fs::File::create(&log).expect("log");
+        cmd.stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .env("RUST_LOG", "info");
+        let child = cmd.spawn().expect("chantryd service");
+        let s = Service {
+            child: Some(child),
+            log,
+            socket,
+        };
+        let start = Instant::now();
+        while !s.log_text().contains("chantryd service ready") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "service did not start\n{}",
+                s.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn chantryctl() -> PathBuf {
+    chantryd().with_file_name("chantryctl")
+}
+
+/// Runs chantryctl against `socket` as `user` (None: root).
+fn ctl(user: Option<&str>, socket: &Path, args: &[&str]) -> Output {
+    let bin = chantryctl();
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--"]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.arg("--service").arg(socket).args(args);
+    cmd.output().expect("chantryctl")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn conf(side: u32) -> Conf {
+    let (local, peer, inner) = if side == 0 {
+        (OUTER_A, OUTER_B, INNER_A)
+    } else {
+        (OUTER_B, OUTER_A, INNER_B)
+    };
+    Conf {
+        mode: "tunnel",
+        instance: format!("chsvc{side}"),
+        local,
+        peer: Some(peer),
+        inner,
+        mtu: "1422".into(),
+        shroud: false,
+        side,
+    }
+}
+
+/// The state of `name` as the service reports it (as root, JSON).
+fn state_of(socket: &Path, name: &str) -> String {
+    let o = ctl(None, socket, &["status", name, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    v["tunnels"][0]["state"].as_str().unwrap_or("").to_owned()
+}
+
+#[test]
+fn groups_decide_who_may_do_what() {
+    let _accounts = Accounts::create();
+    let pair = Pair::new();
+    let dir = TempDir::new();
+    // Other users must reach the socket inside.
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
+    let conf_a = conf(0).write(&dir);
+    let conf_b = conf(1).write(&dir);
+    let peer = Daemon::start(&pair.b, &conf_b, dir.join("b.log"), &[]);
+    let mut service = Service::start(&pair.a, &dir);
+    let sock = service.socket.clone();
+
+    // Root imports.
+    let o = ctl(
+        None,
+        &sock,
+        &["import", "-c", conf_a.to_str().unwrap(), "--name", "home"],
+    );
+    assert!(o.status.success(), "root import: {}", text(&o));
+    let mode = fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let key = dir.join("state/keys/home.secret");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Outside the group: the socket itself is closed to it (exit 3), and
+    // the message names the group it is open to.
+    let o = ctl(Some(OUTSIDER), &sock, &["list"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("`{GROUP}`")),
+        "{}",
+        text(&o)
+    );
+    // Even with the socket open to everyone, the peer credentials refuse
+    // it at the handshake (exit 4), naming the group.
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = ctl(Some(OUTSIDER), &sock, &["list"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains("may not use chantryd") && err.contains(&format!("`{GROUP}`")),
+        "{err}"
+    );
+    fs::set_permissions(&sock, fs::Permissions::from_mode(0o660)).expect("chmod");
+
+    // A member lists, connects and disconnects, but may not import.
+    let o = ctl(Some(MEMBER), &sock, &["list"]);
+    assert!(o.status.success(), "member list: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("home"),
+        "{}",
+        text(&o)
+    );
+    let o = ctl(
+        Some(MEMBER),
+        &sock,
+        &["import", "-c", "/dev/null", "--name", "x"],
+    );
+    // /dev/null is not a configuration: the client fails before asking.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let readable = dir.join("member.conf");
+    let secret = dir.join("member.secret");
+    write_secret(&secret, 9);
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let body = fs::read_to_string(&conf_a)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("secret ") {
+                format!("secret {}\n", secret.display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>();
+    fs::write(&readable, body).unwrap();
+    fs::set_permissions(&readable, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = ctl(
+        Some(MEMBER),
+        &sock,
+        &["import", "-c", readable.to_str().unwrap(), "--name", "x"],
+    );
+    assert_eq!(o.status.code(), Some(4), "member import: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("`{ADMIN_GROUP}`")),
+        "{}",
+        text(&o)
+    );
+    let o = ctl(Some(MEMBER), &sock, &["remove", "home"]);
+    assert_eq!(o.status.code(), Some(4), "member remove: {}", text(&o));
+
+    let o = ctl(Some(MEMBER), &sock, &["up", "home"]);
+    assert!(o.status.success(), "member up: {}", text(&o));
+    let start = Instant::now();
+    while state_of(&sock, "home") != "up" {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "not up\n{}\n{}",
+            service.log_text(),
+            peer.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        pair.a
+            .ping_until(INNER_B, Duration::from_secs(10))
+            .is_some(),
+        "no ping through the service's tunnel\n{}",
+        service.log_text()
+    );
+    let o = ctl(Some(MEMBER), &sock, &["down", "home"]);
+    assert!(o.status.success(), "member down: {}", text(&o));
+    assert_eq!(state_of(&sock, "home"), "down");
+    assert!(!pair.a.ping_once(INNER_B));
+
+    // Root removes; the key file goes with the profile.
+    let o = ctl(None, &sock, &["remove", "home"]);
+    assert!(o.status.success(), "root remove: {}", text(&o));
+    assert!(!key.exists());
+    let o = ctl(None, &sock, &["status", "home"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+
+    // A tunnel still up when the service stops is taken down with it.
+    let o = ctl(
+        None,
+        &sock,
+        &["import", "-c", conf_a.to_str().unwrap(), "--name", "again"],
+    );
+    assert!(o.status.success(), "root import: {}", text(&o));
+    let o = ctl(None, &sock, &["up", "again"]);
+    assert!(o.status.success(), "root up: {}", text(&o));
+    let start = Instant::now();
+    let pid = loop {
+        let o = ctl(None, &sock, &["status", "again", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if v["tunnels"][0]["state"] == "up" {
+            break v["tunnels"][0]["pid"].as_u64().expect("a pid while up");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "not up again\n{}",
+            service.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let st = service.stop().expect("service exit");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "guardian {pid} outlived the service"
+    );
+    let links = pair.a.run(&["ip", "-o", "link", "show"]);
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains("chsvc0"),
+        "TUN device left behind"
+    );
+    assert!(st.success(), "service exit {st:?}\n{}", service.log_text());
+    assert!(!sock.exists(), "socket left behind");
+}
