@@ -12,7 +12,7 @@ use chantry_core::secret::Key32;
 use crate::platform::TunSpec;
 use crate::role::Role;
 use crate::sandbox::User;
-use crate::wiring::{Mode, RoleSettings};
+use crate::wiring::{CathedralPaths, Mode, RoleSettings};
 
 /// A configuration chantryd cannot run, with the message to print. The
 /// process exits with status 2 and nothing is started.
@@ -33,9 +33,8 @@ pub struct Setup {
     pub settings: RoleSettings,
     /// The user of each role.
     pub users: BTreeMap<Role, User>,
-    /// The TUN device (none for a role set without heaven roles is not a
-    /// case: every mode here has one).
-    pub tun: TunSpec,
+    /// The TUN device; none in cathedral mode (no heaven roles).
+    pub tun: Option<TunSpec>,
     /// The control socket path and its owner.
     pub control: (PathBuf, User),
 }
@@ -50,9 +49,10 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         config::Mode::Tunnel => Mode::Tunnel,
         config::Mode::Pilgrim => Mode::Pilgrim,
         config::Mode::Shrine => Mode::Shrine,
+        config::Mode::Cathedral => Mode::Cathedral,
         other => {
             return Err(SetupError(format!(
-                "{}: mode {other} is not supported by chantryd yet (tunnel, pilgrim and shrine are)",
+                "{}: mode {other} is not supported by chantryd yet (tunnel, pilgrim, shrine and cathedral are)",
                 path.display()
             )));
         }
@@ -67,6 +67,12 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         return Err(SetupError(format!(
             "{}: cathedral: chantryd does not run the cathedral client yet",
             at(config::Keyword::Cathedral)
+        )));
+    }
+    if mode == Mode::Cathedral && config.shroud() {
+        return Err(SetupError(format!(
+            "{}: shroud: chantryd's cathedral does not shroud yet",
+            at(config::Keyword::Shroud)
         )));
     }
     if config.tap() {
@@ -90,9 +96,10 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             )));
         }
     };
-    let Some(tunnel) = config.tunnel() else {
+    let tunnel = config.tunnel();
+    if tunnel.is_none() && mode != Mode::Cathedral {
         return Err(SetupError(format!("{}: no `tunnel` line", path.display())));
-    };
+    }
     let mut users = BTreeMap::new();
     for &role in config.roles_needed() {
         let name = config.run_as(role).ok_or_else(|| {
@@ -131,7 +138,10 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             path.display()
         )));
     }
-    let mut accept: Vec<(Ipv4Addr, u8)> = vec![(tunnel.net.network(), tunnel.net.prefix())];
+    let mut accept: Vec<(Ipv4Addr, u8)> = tunnel
+        .iter()
+        .map(|t| (t.net.network(), t.net.prefix()))
+        .collect();
     accept.extend(config.accepts().iter().map(|n| (n.network(), n.prefix())));
     accept.extend(config.routes().iter().map(|n| (n.network(), n.prefix())));
     let settings = RoleSettings {
@@ -148,10 +158,11 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         peer,
         peer_configured: config.peer_configured(),
         accept,
+        cathedral: cathedral_paths(&config, path)?,
         test_rekey_every: test_env("CHANTRY_TEST_REKEY_EVERY").and_then(|v| v.parse().ok()),
         test_forbidden_syscall: test_env("CHANTRY_TEST_FORBIDDEN_SYSCALL"),
     };
-    let tun = TunSpec {
+    let tun = tunnel.map(|tunnel| TunSpec {
         name: config.instance().to_owned(),
         addr: tunnel.net.addr(),
         prefix: tunnel.net.prefix(),
@@ -161,7 +172,7 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             .iter()
             .map(|n| (n.network(), n.prefix()))
             .collect(),
-    };
+    });
     let control = (config.control().path.clone(), control_user);
     Ok(Setup {
         config,
@@ -172,6 +183,22 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         tun,
         control,
     })
+}
+
+/// Cathedral mode: the secret directory, settings file and advertised
+/// address (`cathedral_ip`, else `local`).
+fn cathedral_paths(config: &Config, path: &Path) -> Result<Option<CathedralPaths>, SetupError> {
+    if config.mode() != config::Mode::Cathedral {
+        return Ok(None);
+    }
+    let secretdir = config
+        .secretdir()
+        .ok_or_else(|| SetupError(format!("{}: a cathedral needs `secretdir`", path.display())))?;
+    Ok(Some(CathedralPaths {
+        secretdir: secretdir.to_owned(),
+        settings: config.settings().map(Path::to_owned),
+        public: config.cathedral_ip().unwrap_or(config.local()),
+    }))
 }
 
 /// A user name from the system's user database, or a plain number (uid,
