@@ -317,6 +317,8 @@ pub struct RoleSettings {
     pub accept: Vec<(Ipv4Addr, u8)>,
     /// Cathedral mode: where its keys and settings are.
     pub cathedral: Option<CathedralPaths>,
+    /// Tunnel mode with `cathedral`: the cathedral client's settings.
+    pub cathedral_client: Option<ClientSettings>,
     /// Test builds only: force a new key exchange this often (seconds), so
     /// end-to-end tests can watch rekeys under load. Ignored unless chantryd
     /// was built with the `test-hooks` feature.
@@ -324,6 +326,21 @@ pub struct RoleSettings {
     /// Test builds only: the role calls a syscall outside its seccomp list
     /// right after entering the sandbox.
     pub test_forbidden_syscall: Option<String>,
+}
+
+/// A tunnel's cathedral client (behaviour.md §7), keys aside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    /// The cathedral's main address.
+    pub cathedral: SocketAddrV4,
+    /// This device's identity at the cathedral.
+    pub cathedral_id: u32,
+    /// Own flock (with domain byte).
+    pub flock_src: u64,
+    /// The peer's flock (with domain byte).
+    pub flock_dst: u64,
+    /// `cathedral_nat_port`, if set.
+    pub nat_port: Option<u16>,
 }
 
 /// What the cathedral role reads before it enters its sandbox.

@@ -117,6 +117,12 @@ fn secret_pipe(setup: &Setup) -> Result<OwnedFd> {
     let mut w = std::fs::File::from(w);
     w.write_all(setup.secret.expose())
         .context("writing the secret pipe")?;
+    // A cathedral client's chapel also gets its cathedral secret and COSK.
+    if let Some((cs, cosk)) = &setup.cathedral_keys {
+        w.write_all(cs.expose())
+            .and_then(|()| w.write_all(cosk.expose()))
+            .context("writing the secret pipe")?;
+    }
     Ok(r)
 }
 

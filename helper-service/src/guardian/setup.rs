@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use chantry_core::cathedral::COSK_LEN;
 use chantry_core::config::{self, Config, InitialPeer};
-use chantry_core::secret::Key32;
+use chantry_core::secret::{Key32, Secret};
 
 use crate::platform::TunSpec;
 use crate::role::Role;
 use crate::sandbox::User;
-use crate::wiring::{CathedralPaths, Mode, RoleSettings};
+use crate::wiring::{CathedralPaths, ClientSettings, Mode, RoleSettings};
 
 /// A configuration chantryd cannot run, with the message to print. The
 /// process exits with status 2 and nothing is started.
@@ -27,6 +28,8 @@ pub struct Setup {
     pub config: Config,
     /// The shared secret (only the keying role will get it).
     pub secret: Key32,
+    /// The cathedral secret and COSK of a cathedral client (chapel only).
+    pub cathedral_keys: Option<(Key32, Secret<COSK_LEN>)>,
     /// The mode.
     pub mode: Mode,
     /// Settings every role reads.
@@ -63,10 +66,16 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             |l| format!("{}:{l}", path.display()),
         )
     };
-    if config.cathedral_client() {
+    if config.cathedral_client() && mode != Mode::Tunnel {
         return Err(SetupError(format!(
-            "{}: cathedral: chantryd does not run the cathedral client yet",
+            "{}: cathedral: only a tunnel registers at a cathedral",
             at(config::Keyword::Cathedral)
+        )));
+    }
+    if config.cathedral_client() && config.shroud() {
+        return Err(SetupError(format!(
+            "{}: shroud: chantryd's cathedral client does not shroud yet",
+            at(config::Keyword::Shroud)
         )));
     }
     if mode == Mode::Cathedral && config.shroud() {
@@ -128,9 +137,31 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         .get(&Role::Control)
         .copied()
         .ok_or_else(|| SetupError(format!("{}: no `run control as USER` line", path.display())))?;
+    let client = cathedral_client(&config, path)?;
     let peer = match config.effective_peer() {
         InitialPeer::Fixed(a) => Some(a),
-        InitialPeer::Cathedral | InitialPeer::Learn => None,
+        InitialPeer::Cathedral => client.as_ref().map(|c| c.cathedral),
+        InitialPeer::Learn => None,
+    };
+    let cathedral_keys = match (
+        &client,
+        config.load_cathedral_secret(),
+        config.load_cathedral_cosk(),
+    ) {
+        (None, _, _) => None,
+        (Some(_), Ok(Some(cs)), Ok(Some(cosk))) => Some((cs, cosk)),
+        (Some(_), Err(e), _) | (Some(_), _, Err(e)) => {
+            return Err(SetupError(format!(
+                "{}: cathedral keys: {e}",
+                path.display()
+            )));
+        }
+        (Some(_), _, _) => {
+            return Err(SetupError(format!(
+                "{}: a cathedral client needs `cathedral_secret` and `cathedral_cosk`",
+                path.display()
+            )));
+        }
     };
     if mode == Mode::Pilgrim && peer.is_none() {
         return Err(SetupError(format!(
@@ -152,13 +183,14 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         mtu_discovery: config.mtu_discovery(),
         tfc: config.tfc(),
         shroud: config.shroud(),
-        flock_src: 0,
-        flock_dst: 0,
+        flock_src: client.as_ref().map_or(0, |c| c.flock_src),
+        flock_dst: client.as_ref().map_or(0, |c| c.flock_dst),
         tunnel_id: config.spi(),
         peer,
         peer_configured: config.peer_configured(),
         accept,
         cathedral: cathedral_paths(&config, path)?,
+        cathedral_client: client,
         test_rekey_every: test_env("CHANTRY_TEST_REKEY_EVERY").and_then(|v| v.parse().ok()),
         test_forbidden_syscall: test_env("CHANTRY_TEST_FORBIDDEN_SYSCALL"),
     };
@@ -177,6 +209,7 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
     Ok(Setup {
         config,
         secret,
+        cathedral_keys,
         mode,
         settings,
         users,
@@ -198,6 +231,54 @@ fn cathedral_paths(config: &Config, path: &Path) -> Result<Option<CathedralPaths
         secretdir: secretdir.to_owned(),
         settings: config.settings().map(Path::to_owned),
         public: config.cathedral_ip().unwrap_or(config.local()),
+    }))
+}
+
+/// Tunnel mode with `cathedral`: the cathedral's address (its host
+/// resolved once, first IPv4 result, behaviour.md §7.3) and identity.
+fn cathedral_client(config: &Config, path: &Path) -> Result<Option<ClientSettings>, SetupError> {
+    let Some(hp) = config.cathedral() else {
+        return Ok(None);
+    };
+    let cathedral = match hp.literal() {
+        Some(a) => a,
+        None => {
+            use std::net::ToSocketAddrs;
+            (hp.host.as_str(), hp.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| {
+                    it.find_map(|a| match a {
+                        std::net::SocketAddr::V4(v4) => Some(v4),
+                        std::net::SocketAddr::V6(_) => None,
+                    })
+                })
+                .ok_or_else(|| {
+                    SetupError(format!(
+                        "{}: cathedral {}: no IPv4 address",
+                        path.display(),
+                        hp.host
+                    ))
+                })?
+        }
+    };
+    let missing = |what: &str| {
+        SetupError(format!(
+            "{}: a cathedral client needs `{what}`",
+            path.display()
+        ))
+    };
+    let flock_src = config
+        .cathedral_flock()
+        .ok_or_else(|| missing("cathedral_flock"))?;
+    Ok(Some(ClientSettings {
+        cathedral,
+        cathedral_id: config
+            .cathedral_id()
+            .ok_or_else(|| missing("cathedral_id"))?,
+        flock_src,
+        flock_dst: config.cathedral_flock_dst().unwrap_or(flock_src),
+        nat_port: config.cathedral_nat_port(),
     }))
 }
 

@@ -36,6 +36,9 @@ pub fn run(mut r: Role0) -> Result<()> {
     let (wake, state) = r.enter()?;
     let mode = r.settings.mode;
     let shrouded = r.settings.shroud;
+    // The cathedral a client registers at: its KATEDRAL packets go to
+    // chapel (behaviour.md §1.5).
+    let cathedral = r.settings.cathedral_client.as_ref().map(|c| c.cathedral);
     let mut shroud_key: Option<Key32> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -77,6 +80,11 @@ pub fn run(mut r: Role0) -> Result<()> {
             };
             match offer::classify(packet) {
                 Some(PacketKind::Offer(Magic::Sacrament)) => {
+                    to_chapel |= chapel.push(meta, packet).is_ok();
+                }
+                Some(PacketKind::Offer(Magic::Katedral))
+                    if cathedral == Some(from) && packet.len() >= offer::OFFER_LEN =>
+                {
                     to_chapel |= chapel.push(meta, packet).is_ok();
                 }
                 Some(PacketKind::Data) if mode != Mode::Pilgrim => {
