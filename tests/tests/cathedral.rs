@@ -204,7 +204,33 @@ fn two_clients_talk_through_the_cathedral_relay() {
         cat.log_text()
     );
     let log = cat.log_text();
+    let dropped = last_status(&log, "dropped");
     assert!(last_status(&log, "offers_relayed") >= 2, "{log}");
     assert!(last_status(&log, "info_replies") >= 1, "{log}");
     assert_eq!(last_status(&log, "tunnels"), 2, "{log}");
+
+    // Hostile input: a forged KATEDRAL offer, a data packet for nobody,
+    // a truncated offer. Dropped and counted; the relay keeps working.
+    let forged = "import socket,os\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+        for p in [b'KATEDRAL'+os.urandom(700), os.urandom(120), b'KATEDRAL'+os.urandom(100)]:\n\
+        \x20s.sendto(p,('192.168.78.1',4500))\n";
+    a.run(&["python3", "-c", forged]);
+    let mut now_dropped = dropped;
+    for _ in 0..150 {
+        now_dropped = last_status(&cat.log_text(), "dropped");
+        if now_dropped >= dropped + 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        now_dropped >= dropped + 3,
+        "dropped went from {dropped} to {now_dropped}:\n{}",
+        cat.log_text()
+    );
+    assert!(
+        b.ping_until(IN_A, Duration::from_secs(10)).is_some(),
+        "no ping after hostile input"
+    );
 }
