@@ -168,6 +168,16 @@ fn two_clients_talk_through_the_cathedral_relay() {
         "cathedral did not start:\n{}",
         cat.log_text()
     );
+    // Its roles, each under its own uid; the cathedral role sees no
+    // network at all (purgatory-rx/tx hold the socket).
+    let pids = cat.role_pids();
+    assert_eq!(pids.len(), roles("cathedral").len(), "{pids:?}");
+    for (role, pid) in &pids {
+        assert_eq!(uid_of_pid(*pid), Some(uid_of(role, 2)), "{role}");
+        if role == "cathedral" {
+            assert_eq!(interfaces_of_pid(*pid), vec!["lo".to_string()]);
+        }
+    }
     let da = Daemon::start(&a, &ca, dir.join("a.log"), &[]);
     let db = Daemon::start(&b, &cb, dir.join("b.log"), &[]);
     for d in [&da, &db] {
