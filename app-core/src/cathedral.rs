@@ -9,6 +9,9 @@
 //!   before acting on it (behaviour.md §8.3, crypto.md §11), and the
 //!   CATACOMB re-encryption of a signed client offer (wire.md §5.8).
 //! - [`remembrance`]: the cathedral list and its 192-byte file (files.md §6).
+//! - [`settings`]: the cathedral settings file (files.md §4).
+//! - [`server`]: a sans-IO cathedral: registry, INFO replies, relay
+//!   (behaviour.md §8).
 //!
 //! This module also holds the Ed25519 signing of cathedral offers
 //! ([`Cosk`], [`verify_offer_signature`]), shared by both sides.
@@ -16,6 +19,8 @@
 pub mod checks;
 pub mod client;
 pub mod remembrance;
+pub mod server;
+pub mod settings;
 
 use core::fmt;
 use core::time::Duration;

@@ -86,6 +86,15 @@ impl Ring {
             Ring::KeyBless | Ring::KeyConfess | Ring::KeyPurgatoryRx | Ring::KeyPurgatoryTx => 16,
         }
     }
+
+    /// Slots in `mode`: a cathedral's chapel ring carries every datagram
+    /// (behaviour.md §1.2: 1024 in cathedral mode).
+    pub fn slots_in(self, mode: Mode) -> u32 {
+        match (self, mode) {
+            (Ring::Chapel, Mode::Cathedral) => 1024,
+            _ => self.slots(),
+        }
+    }
 }
 
 /// One inherited fd's purpose.
@@ -244,11 +253,13 @@ pub enum Mode {
     Pilgrim,
     /// One-way receiver.
     Shrine,
+    /// A cathedral: registry and relay for other devices' tunnels.
+    Cathedral,
 }
 
 impl Mode {
     /// Every mode chantryd runs.
-    pub const ALL: [Mode; 3] = [Mode::Tunnel, Mode::Pilgrim, Mode::Shrine];
+    pub const ALL: [Mode; 4] = [Mode::Tunnel, Mode::Pilgrim, Mode::Shrine, Mode::Cathedral];
 
     /// The configuration's name for this mode.
     pub fn config_mode(self) -> chantry_core::config::Mode {
@@ -256,6 +267,7 @@ impl Mode {
             Mode::Tunnel => chantry_core::config::Mode::Tunnel,
             Mode::Pilgrim => chantry_core::config::Mode::Pilgrim,
             Mode::Shrine => chantry_core::config::Mode::Shrine,
+            Mode::Cathedral => chantry_core::config::Mode::Cathedral,
         }
     }
 
@@ -303,6 +315,10 @@ pub struct RoleSettings {
     /// Networks allowed as source/destination of decrypted packets: the
     /// tunnel network and every `accept` line, as (network, prefix).
     pub accept: Vec<(Ipv4Addr, u8)>,
+    /// Cathedral mode: where its keys and settings are.
+    pub cathedral: Option<CathedralPaths>,
+    /// Tunnel mode with `cathedral`: the cathedral client's settings.
+    pub cathedral_client: Option<ClientSettings>,
     /// Test builds only: force a new key exchange this often (seconds), so
     /// end-to-end tests can watch rekeys under load. Ignored unless chantryd
     /// was built with the `test-hooks` feature.
@@ -310,6 +326,32 @@ pub struct RoleSettings {
     /// Test builds only: the role calls a syscall outside its seccomp list
     /// right after entering the sandbox.
     pub test_forbidden_syscall: Option<String>,
+}
+
+/// A tunnel's cathedral client (behaviour.md §7), keys aside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSettings {
+    /// The cathedral's main address.
+    pub cathedral: SocketAddrV4,
+    /// This device's identity at the cathedral.
+    pub cathedral_id: u32,
+    /// Own flock (with domain byte).
+    pub flock_src: u64,
+    /// The peer's flock (with domain byte).
+    pub flock_dst: u64,
+    /// `cathedral_nat_port`, if set.
+    pub nat_port: Option<u16>,
+}
+
+/// What the cathedral role reads before it enters its sandbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CathedralPaths {
+    /// The secret directory (files.md §3).
+    pub secretdir: std::path::PathBuf,
+    /// The settings file (files.md §4), if any.
+    pub settings: Option<std::path::PathBuf>,
+    /// The address this cathedral advertises as its relay.
+    pub public: SocketAddrV4,
 }
 
 impl RoleSettings {

@@ -37,8 +37,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 const CHILD_ENV: &str = "CHANTRY_SANDBOX_CHILD";
-/// The roles chantryd runs in some mode (cathedral, liturgy and bishop
-/// come later).
+/// The roles chantryd runs in some mode (liturgy and bishop come later).
 fn chantryd_roles() -> Vec<Role> {
     Role::ALL
         .into_iter()
@@ -338,13 +337,18 @@ fn hold_fds(role: Role, dir: &Path, uid: u32) -> Held {
             client.send_to(&[1], &server_path).expect("request");
             held.control = Some((server, client, client_path));
         }
-        Role::Bless | Role::Confess | Role::Chapel | Role::Pilgrim | Role::Shrine => {
+        Role::Bless
+        | Role::Confess
+        | Role::Chapel
+        | Role::Pilgrim
+        | Role::Shrine
+        | Role::Cathedral => {
             let memfd =
                 nix::sys::memfd::memfd_create(c"ring", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
                     .expect("memfd");
             held.memfd = Some(memfd);
         }
-        Role::Cathedral | Role::Liturgy | Role::Bishop => unreachable!("not a chantryd role"),
+        Role::Liturgy | Role::Bishop => unreachable!("not a chantryd role"),
     }
     held
 }
@@ -376,7 +380,7 @@ fn probe(role: Role, netns_before: u64, stale: RawFd, keep: &[RawFd]) {
     } else {
         "netns new"
     });
-    if role.is_crypto() {
+    if sandbox::no_network(role) {
         let mut ifaces = BTreeSet::new();
         for ifa in nix::ifaddrs::getifaddrs().expect("getifaddrs") {
             let up = ifa.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP);
@@ -544,11 +548,16 @@ fn role_work(role: Role, held: &Held) {
             let got = client.recv(&mut reply).expect("recv reply");
             report(&format!("control reply {sent} {got}"));
         }
-        Role::Bless | Role::Confess | Role::Chapel | Role::Pilgrim | Role::Shrine => {
+        Role::Bless
+        | Role::Confess
+        | Role::Chapel
+        | Role::Pilgrim
+        | Role::Shrine
+        | Role::Cathedral => {
             let memfd = held.memfd.as_ref().expect("memfd");
             report(&format!("memfd {}", memfd.as_raw_fd() > 2));
         }
-        Role::Cathedral | Role::Liturgy | Role::Bishop => unreachable!("not a chantryd role"),
+        Role::Liturgy | Role::Bishop => unreachable!("not a chantryd role"),
     }
 }
 
@@ -651,14 +660,14 @@ fn expected_lines(role: Role, case: Case) -> Vec<String> {
     let mut lines = vec![
         format!("ids {uid} {uid} {uid} {uid} {uid} {uid} groups {uid}"),
         "no_new_privs true".to_owned(),
-        if role.is_crypto() {
+        if sandbox::no_network(role) {
             "netns new"
         } else {
             "netns same"
         }
         .to_owned(),
     ];
-    if role.is_crypto() {
+    if sandbox::no_network(role) {
         lines.push("ifaces lo:down".into());
     }
     lines.extend(

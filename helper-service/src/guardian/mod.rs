@@ -61,8 +61,8 @@ pub fn run(config: &Path) -> Result<()> {
         Some(p) => Some(Pidfile::create(p)?),
         None => None,
     };
-    let tun = Tun::create(&setup.tun)?;
-    setup.settings.tun_offload = tun.offload();
+    let tun = setup.tun.as_ref().map(Tun::create).transpose()?;
+    setup.settings.tun_offload = tun.as_ref().is_some_and(Tun::offload);
     let sock = udp::bind(setup.config.local())?;
     let (control_path, control_user) = &setup.control;
     let control_sock =
@@ -74,8 +74,8 @@ pub fn run(config: &Path) -> Result<()> {
     )?);
     tracing::info!(
         instance = setup.settings.instance,
-        tun = tun.name(),
-        offload = tun.offload(),
+        tun = tun.as_ref().map_or("none", Tun::name),
+        offload = setup.settings.tun_offload,
         local = %setup.config.local(),
         mode = ?setup.mode,
         "chantryd starting"
@@ -85,7 +85,7 @@ pub fn run(config: &Path) -> Result<()> {
     loop {
         state.reset(setup.settings.peer, setup.settings.tun_mtu);
         let lent = Lent {
-            tun: &tun,
+            tun: tun.as_ref().map(|t| t as &dyn AsFd),
             udp: &sock,
             control: &control_sock,
             state: &state_page,
@@ -99,7 +99,14 @@ pub fn run(config: &Path) -> Result<()> {
             }
         };
         let mut all_started = false;
-        let outcome = supervise(&mut set, &sfd, &state, &tun, &setup, &mut all_started);
+        let outcome = supervise(
+            &mut set,
+            &sfd,
+            &state,
+            tun.as_ref(),
+            &setup,
+            &mut all_started,
+        );
         set.stop();
         state.reset(setup.settings.peer, setup.settings.tun_mtu);
         match outcome? {
@@ -141,7 +148,7 @@ fn supervise(
     set: &mut RoleSet,
     sfd: &SignalFd,
     state: &Shared,
-    tun: &Tun,
+    tun: Option<&Tun>,
     setup: &Setup,
     all_started: &mut bool,
 ) -> Result<Stop> {
@@ -191,6 +198,7 @@ fn supervise(
         }
         if let Some(size) = state.take_mtu_ack()
             && setup.settings.mtu_discovery
+            && let Some(tun) = tun
         {
             {
                 match tun.set_mtu(size) {

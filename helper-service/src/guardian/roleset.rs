@@ -14,7 +14,7 @@ use super::wiring_plan;
 use crate::role::Role;
 use crate::roles::USER_ENV;
 use crate::shm::{self, SharedState, WakeFd};
-use crate::wiring::{FDS_ENV, FdMap, Ring, SETTINGS_ENV, Slot};
+use crate::wiring::{FDS_ENV, FdMap, Mode, Ring, SETTINGS_ENV, Slot};
 
 use super::setup::Setup;
 
@@ -27,8 +27,8 @@ pub struct RoleSet {
 
 /// What the guardian keeps open across restarts and lends to each set.
 pub struct Lent<'a> {
-    /// The TUN device.
-    pub tun: &'a dyn AsFd,
+    /// The TUN device (none in cathedral mode).
+    pub tun: Option<&'a dyn AsFd>,
     /// The UDP socket (absent in no mode here, but kept optional for
     /// role sets without purgatory).
     pub udp: &'a dyn AsFd,
@@ -53,7 +53,7 @@ impl RoleSet {
         for ring in Ring::ALL {
             if wiring_plan::consumer(ring, mode).is_some() {
                 let name = format!("chantry-{}", ring.as_str());
-                rings.insert(ring, shm::create_ring(&name, ring.slots())?);
+                rings.insert(ring, shm::create_ring(&name, ring.slots_in(mode))?);
             }
         }
         let exe = std::env::current_exe().context("finding the chantryd executable")?;
@@ -78,10 +78,13 @@ impl RoleSet {
                 }
             }
             match role {
-                Role::HeavenRx | Role::HeavenTx => given.push((Slot::Tun, dup(lent.tun)?)),
+                Role::HeavenRx | Role::HeavenTx => {
+                    let tun = lent.tun.context("a heaven role without a TUN device")?;
+                    given.push((Slot::Tun, dup(tun)?));
+                }
                 Role::PurgatoryRx | Role::PurgatoryTx => given.push((Slot::Udp, dup(lent.udp)?)),
                 Role::Control => given.push((Slot::Control, dup(lent.control)?)),
-                Role::Chapel | Role::Pilgrim | Role::Shrine => {
+                Role::Chapel | Role::Pilgrim | Role::Shrine if setup.mode != Mode::Cathedral => {
                     given.push((Slot::Secret, secret_pipe(setup)?));
                 }
                 _ => {}
@@ -114,6 +117,12 @@ fn secret_pipe(setup: &Setup) -> Result<OwnedFd> {
     let mut w = std::fs::File::from(w);
     w.write_all(setup.secret.expose())
         .context("writing the secret pipe")?;
+    // A cathedral client's chapel also gets its cathedral secret and COSK.
+    if let Some((cs, cosk)) = &setup.cathedral_keys {
+        w.write_all(cs.expose())
+            .and_then(|()| w.write_all(cosk.expose()))
+            .context("writing the secret pipe")?;
+    }
     Ok(r)
 }
 

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use chantry_core::cathedral::COSK_LEN;
 use chantry_core::config::{self, Config, InitialPeer};
-use chantry_core::secret::Key32;
+use chantry_core::secret::{Key32, Secret};
 
 use crate::platform::TunSpec;
 use crate::role::Role;
 use crate::sandbox::User;
-use crate::wiring::{Mode, RoleSettings};
+use crate::wiring::{CathedralPaths, ClientSettings, Mode, RoleSettings};
 
 /// A configuration chantryd cannot run, with the message to print. The
 /// process exits with status 2 and nothing is started.
@@ -27,15 +28,16 @@ pub struct Setup {
     pub config: Config,
     /// The shared secret (only the keying role will get it).
     pub secret: Key32,
+    /// The cathedral secret and COSK of a cathedral client (chapel only).
+    pub cathedral_keys: Option<(Key32, Secret<COSK_LEN>)>,
     /// The mode.
     pub mode: Mode,
     /// Settings every role reads.
     pub settings: RoleSettings,
     /// The user of each role.
     pub users: BTreeMap<Role, User>,
-    /// The TUN device (none for a role set without heaven roles is not a
-    /// case: every mode here has one).
-    pub tun: TunSpec,
+    /// The TUN device; none in cathedral mode (no heaven roles).
+    pub tun: Option<TunSpec>,
     /// The control socket path and its owner.
     pub control: (PathBuf, User),
 }
@@ -50,9 +52,10 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         config::Mode::Tunnel => Mode::Tunnel,
         config::Mode::Pilgrim => Mode::Pilgrim,
         config::Mode::Shrine => Mode::Shrine,
+        config::Mode::Cathedral => Mode::Cathedral,
         other => {
             return Err(SetupError(format!(
-                "{}: mode {other} is not supported by chantryd yet (tunnel, pilgrim and shrine are)",
+                "{}: mode {other} is not supported by chantryd yet (tunnel, pilgrim, shrine and cathedral are)",
                 path.display()
             )));
         }
@@ -63,10 +66,22 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             |l| format!("{}:{l}", path.display()),
         )
     };
-    if config.cathedral_client() {
+    if config.cathedral_client() && mode != Mode::Tunnel {
         return Err(SetupError(format!(
-            "{}: cathedral: chantryd does not run the cathedral client yet",
+            "{}: cathedral: only a tunnel registers at a cathedral",
             at(config::Keyword::Cathedral)
+        )));
+    }
+    if config.cathedral_client() && config.shroud() {
+        return Err(SetupError(format!(
+            "{}: shroud: chantryd's cathedral client does not shroud yet",
+            at(config::Keyword::Shroud)
+        )));
+    }
+    if mode == Mode::Cathedral && config.shroud() {
+        return Err(SetupError(format!(
+            "{}: shroud: chantryd's cathedral does not shroud yet",
+            at(config::Keyword::Shroud)
         )));
     }
     if config.tap() {
@@ -90,9 +105,10 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             )));
         }
     };
-    let Some(tunnel) = config.tunnel() else {
+    let tunnel = config.tunnel();
+    if tunnel.is_none() && mode != Mode::Cathedral {
         return Err(SetupError(format!("{}: no `tunnel` line", path.display())));
-    };
+    }
     let mut users = BTreeMap::new();
     for &role in config.roles_needed() {
         let name = config.run_as(role).ok_or_else(|| {
@@ -121,9 +137,31 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         .get(&Role::Control)
         .copied()
         .ok_or_else(|| SetupError(format!("{}: no `run control as USER` line", path.display())))?;
+    let client = cathedral_client(&config, path)?;
     let peer = match config.effective_peer() {
         InitialPeer::Fixed(a) => Some(a),
-        InitialPeer::Cathedral | InitialPeer::Learn => None,
+        InitialPeer::Cathedral => client.as_ref().map(|c| c.cathedral),
+        InitialPeer::Learn => None,
+    };
+    let cathedral_keys = match (
+        &client,
+        config.load_cathedral_secret(),
+        config.load_cathedral_cosk(),
+    ) {
+        (None, _, _) => None,
+        (Some(_), Ok(Some(cs)), Ok(Some(cosk))) => Some((cs, cosk)),
+        (Some(_), Err(e), _) | (Some(_), _, Err(e)) => {
+            return Err(SetupError(format!(
+                "{}: cathedral keys: {e}",
+                path.display()
+            )));
+        }
+        (Some(_), _, _) => {
+            return Err(SetupError(format!(
+                "{}: a cathedral client needs `cathedral_secret` and `cathedral_cosk`",
+                path.display()
+            )));
+        }
     };
     if mode == Mode::Pilgrim && peer.is_none() {
         return Err(SetupError(format!(
@@ -131,7 +169,10 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             path.display()
         )));
     }
-    let mut accept: Vec<(Ipv4Addr, u8)> = vec![(tunnel.net.network(), tunnel.net.prefix())];
+    let mut accept: Vec<(Ipv4Addr, u8)> = tunnel
+        .iter()
+        .map(|t| (t.net.network(), t.net.prefix()))
+        .collect();
     accept.extend(config.accepts().iter().map(|n| (n.network(), n.prefix())));
     accept.extend(config.routes().iter().map(|n| (n.network(), n.prefix())));
     let settings = RoleSettings {
@@ -142,16 +183,18 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
         mtu_discovery: config.mtu_discovery(),
         tfc: config.tfc(),
         shroud: config.shroud(),
-        flock_src: 0,
-        flock_dst: 0,
+        flock_src: client.as_ref().map_or(0, |c| c.flock_src),
+        flock_dst: client.as_ref().map_or(0, |c| c.flock_dst),
         tunnel_id: config.spi(),
         peer,
         peer_configured: config.peer_configured(),
         accept,
+        cathedral: cathedral_paths(&config, path)?,
+        cathedral_client: client,
         test_rekey_every: test_env("CHANTRY_TEST_REKEY_EVERY").and_then(|v| v.parse().ok()),
         test_forbidden_syscall: test_env("CHANTRY_TEST_FORBIDDEN_SYSCALL"),
     };
-    let tun = TunSpec {
+    let tun = tunnel.map(|tunnel| TunSpec {
         name: config.instance().to_owned(),
         addr: tunnel.net.addr(),
         prefix: tunnel.net.prefix(),
@@ -161,17 +204,82 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             .iter()
             .map(|n| (n.network(), n.prefix()))
             .collect(),
-    };
+    });
     let control = (config.control().path.clone(), control_user);
     Ok(Setup {
         config,
         secret,
+        cathedral_keys,
         mode,
         settings,
         users,
         tun,
         control,
     })
+}
+
+/// Cathedral mode: the secret directory, settings file and advertised
+/// address (`cathedral_ip`, else `local`).
+fn cathedral_paths(config: &Config, path: &Path) -> Result<Option<CathedralPaths>, SetupError> {
+    if config.mode() != config::Mode::Cathedral {
+        return Ok(None);
+    }
+    let secretdir = config
+        .secretdir()
+        .ok_or_else(|| SetupError(format!("{}: a cathedral needs `secretdir`", path.display())))?;
+    Ok(Some(CathedralPaths {
+        secretdir: secretdir.to_owned(),
+        settings: config.settings().map(Path::to_owned),
+        public: config.cathedral_ip().unwrap_or(config.local()),
+    }))
+}
+
+/// Tunnel mode with `cathedral`: the cathedral's address (its host
+/// resolved once, first IPv4 result, behaviour.md §7.3) and identity.
+fn cathedral_client(config: &Config, path: &Path) -> Result<Option<ClientSettings>, SetupError> {
+    let Some(hp) = config.cathedral() else {
+        return Ok(None);
+    };
+    let cathedral = match hp.literal() {
+        Some(a) => a,
+        None => {
+            use std::net::ToSocketAddrs;
+            (hp.host.as_str(), hp.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| {
+                    it.find_map(|a| match a {
+                        std::net::SocketAddr::V4(v4) => Some(v4),
+                        std::net::SocketAddr::V6(_) => None,
+                    })
+                })
+                .ok_or_else(|| {
+                    SetupError(format!(
+                        "{}: cathedral {}: no IPv4 address",
+                        path.display(),
+                        hp.host
+                    ))
+                })?
+        }
+    };
+    let missing = |what: &str| {
+        SetupError(format!(
+            "{}: a cathedral client needs `{what}`",
+            path.display()
+        ))
+    };
+    let flock_src = config
+        .cathedral_flock()
+        .ok_or_else(|| missing("cathedral_flock"))?;
+    Ok(Some(ClientSettings {
+        cathedral,
+        cathedral_id: config
+            .cathedral_id()
+            .ok_or_else(|| missing("cathedral_id"))?,
+        flock_src,
+        flock_dst: config.cathedral_flock_dst().unwrap_or(flock_src),
+        nat_port: config.cathedral_nat_port(),
+    }))
 }
 
 /// A user name from the system's user database, or a plain number (uid,

@@ -21,6 +21,8 @@ pub fn producer(ring: Ring, mode: Mode) -> Option<Role> {
         (Ring::KeyConfess, Mode::Tunnel) => Role::Chapel,
         (Ring::KeyConfess, Mode::Shrine) => Role::Shrine,
         (Ring::KeyPurgatoryRx | Ring::KeyPurgatoryTx, Mode::Tunnel) => Role::Chapel,
+        (Ring::Chapel, Mode::Cathedral) => Role::PurgatoryRx,
+        (Ring::Purgatory, Mode::Cathedral) => Role::Cathedral,
         _ => return None,
     })
 }
@@ -36,6 +38,8 @@ pub fn consumer(ring: Ring, mode: Mode) -> Option<Role> {
         (Ring::Chapel, Mode::Tunnel) => Role::Chapel,
         (Ring::Chapel, Mode::Shrine) => Role::Shrine,
         (Ring::Heaven, Mode::Tunnel | Mode::Shrine) => Role::HeavenTx,
+        (Ring::Chapel, Mode::Cathedral) => Role::Cathedral,
+        (Ring::Purgatory, Mode::Cathedral) => Role::PurgatoryTx,
         _ => return None,
     })
 }
@@ -46,7 +50,7 @@ mod tests {
 
     #[test]
     fn clear_reaches_the_wire_only_through_bless() {
-        for mode in [Mode::Tunnel, Mode::Pilgrim, Mode::Shrine] {
+        for mode in Mode::ALL {
             for ring in Ring::ALL {
                 let (Some(p), Some(c)) = (producer(ring, mode), consumer(ring, mode)) else {
                     continue;
@@ -59,7 +63,10 @@ mod tests {
                 }
                 if p == Role::PurgatoryRx {
                     assert!(
-                        matches!(c, Role::Confess | Role::Chapel | Role::Shrine),
+                        matches!(
+                            c,
+                            Role::Confess | Role::Chapel | Role::Shrine | Role::Cathedral
+                        ),
                         "{ring:?} in {mode:?}"
                     );
                 }
@@ -67,7 +74,10 @@ mod tests {
                     assert_eq!(p, Role::Confess, "{ring:?} in {mode:?}");
                 }
                 if c == Role::PurgatoryTx {
-                    assert!(matches!(p, Role::Bless | Role::Chapel | Role::Pilgrim));
+                    assert!(matches!(
+                        p,
+                        Role::Bless | Role::Chapel | Role::Pilgrim | Role::Cathedral
+                    ));
                 }
                 assert!(mode.roles().contains(&p) && mode.roles().contains(&c));
             }

@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use chantry_core::cathedral::{CathedralClient, CathedralEvent, ClientConfig};
 use chantry_core::entropy::OsEntropy;
 use chantry_core::exchange::{ExchangeConfig, KeyExchange, RxStatus};
 use chantry_core::kdf;
 use chantry_core::time::Instant;
+use chantry_core::wire::offer::{self, Magic, PacketKind};
 
 use super::Role0;
 use super::keying::{self, KeyOut};
@@ -32,19 +34,38 @@ pub fn run(mut r: Role0) -> Result<()> {
     let mut shroud_rx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryRx)?);
     let mut shroud_tx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryTx)?);
     let (wake, state) = r.enter()?;
-    let secret = keying::read_secret(secret_fd)?;
     let s = &r.settings;
+    let mut rng = OsEntropy;
+    let (secret, mut cathedral) = match &s.cathedral_client {
+        None => (keying::read_secret(secret_fd)?, None),
+        Some(c) => {
+            let (secret, cs, cosk) = keying::read_client_keys(secret_fd)?;
+            let mut cfg = ClientConfig::new(
+                c.cathedral_id,
+                cs,
+                cosk,
+                c.flock_src,
+                s.tunnel_id,
+                c.cathedral,
+            );
+            cfg.flock_dst = c.flock_dst;
+            cfg.nat_port = c.nat_port;
+            cfg.peer_configured = s.peer_configured;
+            let client =
+                CathedralClient::new(cfg, runtime::now(), &mut rng).context("cathedral client")?;
+            (secret, Some(client))
+        }
+    };
     if s.shroud {
         let key = kdf::peer_shroud_key(&secret, s.flock_src, s.flock_dst);
         keying::send(&mut shroud_rx, &KeyMsg::ShroudRx { key: key.clone() });
         keying::send(&mut shroud_tx, &KeyMsg::ShroudTx { key });
     }
-    let mut rng = OsEntropy;
     let cfg = ExchangeConfig {
         flock_src: s.flock_src,
         flock_dst: s.flock_dst,
         tunnel_id: s.tunnel_id,
-        cathedral: false,
+        cathedral: cathedral.is_some(),
     };
     let mut ex = KeyExchange::new(cfg, secret, &mut rng);
     ex.set_peer_known(state.peer().is_some());
@@ -77,12 +98,26 @@ pub fn run(mut r: Role0) -> Result<()> {
             ex.force_exchange();
             next_forced = Some(now.mono + every);
         }
+        if let Some(c) = cathedral.as_mut() {
+            let (active, pending) = state.rx_spis();
+            c.set_rx_spis(active, pending);
+            c.set_instance(ex.instance_id());
+            c.handle_timeout(now, &mut rng);
+        }
         let mut moved = 0;
         while moved < BATCH {
             let Some((meta, len)) = offers_in.pop(&mut buf) else {
                 break;
             };
             moved += 1;
+            if let (Some(c), Some(src)) = (cathedral.as_mut(), meta.addr)
+                && offer::classify(&buf[..len]) == Some(PacketKind::Offer(Magic::Katedral))
+            {
+                if let Err(e) = c.handle_datagram(now, src, &buf[..len]) {
+                    tracing::debug!(error = %e, "cathedral packet dropped");
+                }
+                continue;
+            }
             match ex.handle_offer(&buf[..len], now, &mut rng) {
                 Ok(accepted) => {
                     tracing::debug!(?accepted, "offer accepted");
@@ -112,6 +147,18 @@ pub fn run(mut r: Role0) -> Result<()> {
         while let Some(offer) = ex.poll_transmit() {
             sent |= offers_out.push(Meta::default(), &offer).is_ok();
         }
+        if let Some(c) = cathedral.as_mut() {
+            while let Some(tx) = c.poll_transmit() {
+                let meta = Meta {
+                    addr: Some(tx.destination),
+                    kind: 0,
+                };
+                sent |= offers_out.push(meta, &tx.datagram).is_ok();
+            }
+            while let Some(e) = c.poll_event() {
+                cathedral_event(e, &state, &mut ex, r.settings.peer_configured);
+            }
+        }
         if sent {
             offers_out.wake();
         }
@@ -122,10 +169,42 @@ pub fn run(mut r: Role0) -> Result<()> {
             continue;
         }
         let now = runtime::now().mono;
-        let timeout = ex
-            .next_deadline()
-            .map_or(TICK, |d| runtime::until(d, now).min(TICK));
+        let deadline = match (
+            ex.next_deadline(),
+            cathedral.as_ref().and_then(CathedralClient::next_deadline),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map_or(TICK, |d| runtime::until(d, now).min(TICK));
         shm::sleep(&mut [&mut offers_in], &wake, &[], Some(timeout))?;
+    }
+}
+
+/// What chapel does with the cathedral's word (behaviour.md §7.2): an
+/// INFO names where the peer is (the cathedral itself while relaying);
+/// ambries, remembrance and failover are not handled yet.
+fn cathedral_event(
+    e: CathedralEvent,
+    state: &super::shared::Shared,
+    ex: &mut KeyExchange,
+    peer_configured: bool,
+) {
+    match e {
+        CathedralEvent::PeerInfo(info) => {
+            if let Some(peer) = info.peer
+                && !peer_configured
+                && state.peer() != Some(peer)
+            {
+                state.set_peer(Some(peer));
+                ex.set_peer_known(true);
+                tracing::info!(%peer, relayed = info.relayed, "peer address from the cathedral");
+            }
+        }
+        CathedralEvent::Unresponsive { cathedral } => {
+            tracing::warn!(%cathedral, "cathedral unresponsive for 45 s");
+        }
+        other => tracing::info!(event = ?other, "cathedral event not handled yet"),
     }
 }
 

@@ -6,8 +6,9 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result, bail};
+use chantry_core::cathedral::COSK_LEN;
 use chantry_core::exchange::KeyCommand;
-use chantry_core::secret::Key32;
+use chantry_core::secret::{Key32, Secret};
 use zeroize::Zeroizing;
 
 use crate::shm::{KeyMsg, Producer};
@@ -15,8 +16,27 @@ use crate::shm::{KeyMsg, Producer};
 /// Reads the 32-byte shared secret from the pipe the guardian filled, then
 /// closes it.
 pub fn read_secret(fd: OwnedFd) -> Result<Key32> {
+    read_pipe::<32>(fd)
+}
+
+/// The keys of a cathedral client's chapel: shared secret, cathedral
+/// secret, COSK (32 + 32 + 64 bytes, in that order).
+pub fn read_client_keys(fd: OwnedFd) -> Result<(Key32, Key32, Secret<COSK_LEN>)> {
+    let all = read_pipe::<{ 32 + 32 + COSK_LEN }>(fd)?;
+    let b = all.expose();
+    let mut secret = Zeroizing::new([0u8; 32]);
+    let mut cs = Zeroizing::new([0u8; 32]);
+    let mut cosk = Zeroizing::new([0u8; COSK_LEN]);
+    secret.copy_from_slice(&b[..32]);
+    cs.copy_from_slice(&b[32..64]);
+    cosk.copy_from_slice(&b[64..]);
+    Ok((Key32::new(*secret), Key32::new(*cs), Secret::new(*cosk)))
+}
+
+/// Reads exactly `N` bytes from the pipe, then closes it.
+fn read_pipe<const N: usize>(fd: OwnedFd) -> Result<Secret<N>> {
     let mut pipe = std::fs::File::from(fd);
-    let mut buf = Zeroizing::new([0u8; 33]);
+    let mut buf = Zeroizing::new(vec![0u8; N + 1]);
     let mut got = 0;
     while got < buf.len() {
         let n = pipe
@@ -27,12 +47,12 @@ pub fn read_secret(fd: OwnedFd) -> Result<Key32> {
         }
         got += n;
     }
-    if got != 32 {
-        bail!("the secret pipe held {got} bytes, not 32");
+    if got != N {
+        bail!("the secret pipe held {got} bytes, not {N}");
     }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&buf[..32]);
-    Ok(Key32::new(key))
+    let mut key = Zeroizing::new([0u8; N]);
+    key.copy_from_slice(&buf[..N]);
+    Ok(Secret::new(*key))
 }
 
 /// Where key commands go: bless gets TX keys, confess RX keys, both get

@@ -3,6 +3,7 @@
 //! input.
 
 mod bless;
+mod cathedral;
 mod chapel;
 mod confess;
 mod control;
@@ -96,6 +97,7 @@ pub fn run(name: &str) -> Result<()> {
         Role::Pilgrim => pilgrim::run(r),
         Role::Shrine => shrine::run(r),
         Role::Control => control::run(r),
+        Role::Cathedral => cathedral::run(r),
         other => bail!("{other} is not a role chantryd runs yet"),
     }
 }

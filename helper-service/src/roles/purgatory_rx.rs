@@ -27,12 +27,18 @@ const MAX_DATAGRAM: usize = 1600;
 /// Runs purgatory-rx until it is killed.
 pub fn run(mut r: Role0) -> Result<()> {
     let udp: OwnedFd = runtime::take(&mut r.fds, Slot::Udp)?;
+    if r.settings.mode == Mode::Cathedral {
+        return run_cathedral(r, udp);
+    }
     let mut keys = runtime::consumer(&mut r.fds, Ring::KeyPurgatoryRx)?;
     let mut confess = runtime::producer(&mut r.fds, Ring::Confess)?;
     let mut chapel = runtime::producer(&mut r.fds, Ring::Chapel)?;
     let (wake, state) = r.enter()?;
     let mode = r.settings.mode;
     let shrouded = r.settings.shroud;
+    // The cathedral a client registers at: its KATEDRAL packets go to
+    // chapel (behaviour.md §1.5).
+    let cathedral = r.settings.cathedral_client.as_ref().map(|c| c.cathedral);
     let mut shroud_key: Option<Key32> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -76,6 +82,11 @@ pub fn run(mut r: Role0) -> Result<()> {
                 Some(PacketKind::Offer(Magic::Sacrament)) => {
                     to_chapel |= chapel.push(meta, packet).is_ok();
                 }
+                Some(PacketKind::Offer(Magic::Katedral))
+                    if cathedral == Some(from) && packet.len() >= offer::OFFER_LEN =>
+                {
+                    to_chapel |= chapel.push(meta, packet).is_ok();
+                }
                 Some(PacketKind::Data) if mode != Mode::Pilgrim => {
                     to_confess |= live_spi(&state, packet) && confess.push(meta, packet).is_ok();
                 }
@@ -93,6 +104,49 @@ pub fn run(mut r: Role0) -> Result<()> {
         }
         let sock = udp.as_fd();
         shm::sleep(&mut [&mut keys], &wake, &[sock], None)?;
+    }
+}
+
+/// Smallest datagram passed to a cathedral (behaviour.md §8.1).
+const CATHEDRAL_MIN: usize = chantry_core::cathedral::server::MIN_DATAGRAM;
+
+/// Cathedral mode: every datagram of at least 50 bytes goes to the
+/// cathedral role unmodified, with its source address.
+fn run_cathedral(mut r: Role0, udp: OwnedFd) -> Result<()> {
+    let mut cathedral = runtime::producer(&mut r.fds, Ring::Chapel)?;
+    let (wake, _state) = r.enter()?;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let mut moved = 0;
+        let mut pushed = false;
+        while moved < BATCH {
+            let (len, from) = match recvfrom::<SockaddrIn>(udp.as_raw_fd(), &mut buf) {
+                Ok((len, Some(from))) => (len, SocketAddrV4::from(from)),
+                Ok((_, None)) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "recvfrom");
+                    break;
+                }
+            };
+            moved += 1;
+            if len < CATHEDRAL_MIN {
+                continue;
+            }
+            let meta = Meta {
+                addr: Some(from),
+                kind: KIND_TRAFFIC,
+            };
+            pushed |= cathedral.push(meta, &buf[..len]).is_ok();
+        }
+        if pushed {
+            cathedral.wake();
+        }
+        if moved == BATCH {
+            continue;
+        }
+        shm::sleep(&mut [], &wake, &[udp.as_fd()], None)?;
     }
 }
 

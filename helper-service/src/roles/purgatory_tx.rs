@@ -15,14 +15,21 @@ use nix::sys::socket::{MsgFlags, SockaddrIn, sendto};
 use super::Role0;
 use super::runtime::{self, BATCH};
 use crate::shm::{self, Consumer, KeyMsg};
-use crate::wiring::{Ring, Slot};
+use crate::wiring::{Mode, Ring, Slot};
 
 /// Runs purgatory-tx until it is killed.
 pub fn run(mut r: Role0) -> Result<()> {
     let udp: OwnedFd = runtime::take(&mut r.fds, Slot::Udp)?;
-    let mut keys = runtime::consumer(&mut r.fds, Ring::KeyPurgatoryTx)?;
+    // A cathedral has neither a keying role nor offers of its own: the
+    // cathedral role addresses every datagram on the purgatory ring.
+    let keying = r.settings.mode != Mode::Cathedral;
+    let mut keys = keying
+        .then(|| runtime::consumer(&mut r.fds, Ring::KeyPurgatoryTx))
+        .transpose()?;
     let mut data = runtime::consumer(&mut r.fds, Ring::Purgatory)?;
-    let mut offers = runtime::consumer(&mut r.fds, Ring::Offer)?;
+    let mut offers = keying
+        .then(|| runtime::consumer(&mut r.fds, Ring::Offer))
+        .transpose()?;
     let (wake, state) = r.enter()?;
     let shrouded = r.settings.shroud;
     let mut shroud_key: Option<Key32> = None;
@@ -33,7 +40,7 @@ pub fn run(mut r: Role0) -> Result<()> {
         pad_target: usize::from(r.settings.tun_mtu),
     };
     loop {
-        while let Some(msg) = keys.pop_key() {
+        while let Some(msg) = keys.as_mut().and_then(Consumer::pop_key) {
             match msg {
                 Ok(KeyMsg::ShroudTx { key }) => shroud_key = Some(key),
                 Ok(other) => tracing::warn!(msg = other.name(), "unexpected key message"),
@@ -45,12 +52,17 @@ pub fn run(mut r: Role0) -> Result<()> {
         let key = if shrouded { shroud_key.as_ref() } else { None };
         let blocked = shrouded && key.is_none();
         let mut moved = 0;
-        moved += tx.drain(&mut offers, peer, key, blocked, &mut rng);
+        if let Some(offers) = offers.as_mut() {
+            moved += tx.drain(offers, peer, key, blocked, &mut rng);
+        }
         moved += tx.drain(&mut data, peer, key, blocked, &mut rng);
         if moved > 0 {
             continue;
         }
-        shm::sleep(&mut [&mut data, &mut offers, &mut keys], &wake, &[], None)?;
+        let mut rings: Vec<&mut Consumer> = vec![&mut data];
+        rings.extend(offers.as_mut());
+        rings.extend(keys.as_mut());
+        shm::sleep(&mut rings, &wake, &[], None)?;
     }
 }
 

@@ -213,7 +213,7 @@ fn enter_inner(plan: &SandboxPlan, probe: &mut dyn FnMut()) -> Result<(), Sandbo
 
     nix::sys::prctl::set_no_new_privs().map_err(SandboxError::NoNewPrivs)?;
 
-    if role.is_crypto() {
+    if no_network(role) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(SandboxError::NetNamespace)?;
     }
@@ -240,7 +240,7 @@ fn enter_inner(plan: &SandboxPlan, probe: &mut dyn FnMut()) -> Result<(), Sandbo
         %role,
         closed_fds = closed,
         kept_fds = ?plan.keep_fds,
-        empty_netns = role.is_crypto(),
+        empty_netns = no_network(role),
         uid = plan.user.map(|u| u.uid),
         landlock = ?enforced.landlock,
         landlock_ruleset = ?enforced.ruleset,
@@ -254,6 +254,12 @@ fn enter_inner(plan: &SandboxPlan, probe: &mut dyn FnMut()) -> Result<(), Sandbo
     Ok(())
 }
 
+/// Roles that run in an empty network namespace: the crypto roles and the
+/// cathedral, which holds no socket either (purgatory-rx/tx do its I/O).
+pub fn no_network(role: Role) -> bool {
+    role.is_crypto() || role == Role::Cathedral
+}
+
 /// Test-only: makes a syscall outside `role`'s allow-list, so a test can
 /// watch the process die of SIGSYS. Crypto roles try to open a UDP socket
 /// (they have no network at all); the others try to open `/etc/passwd`.
@@ -262,7 +268,7 @@ fn enter_inner(plan: &SandboxPlan, probe: &mut dyn FnMut()) -> Result<(), Sandbo
 #[cfg(feature = "test-hooks")]
 pub fn test_forbidden_syscall(role: Role) -> std::io::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-    if role.is_crypto() {
+    if no_network(role) {
         socket(
             AddressFamily::Inet,
             SockType::Datagram,

@@ -460,9 +460,11 @@ fn role_table(role: Role) -> &'static [AllowedSyscall] {
         Role::PurgatoryRx => PURGATORY_RX,
         Role::PurgatoryTx => PURGATORY_TX,
         Role::Bless | Role::Confess | Role::Chapel | Role::Pilgrim | Role::Shrine => CRYPTO,
+        // The cathedral moves datagrams between rings like a crypto role.
+        Role::Cathedral => CRYPTO,
         Role::Control => CONTROL,
         // Not run by chantryd yet: the common list only.
-        Role::Cathedral | Role::Liturgy | Role::Bishop => &[],
+        Role::Liturgy | Role::Bishop => &[],
     }
 }
 
@@ -625,6 +627,7 @@ mod tests {
             Role::Chapel,
             Role::Pilgrim,
             Role::Shrine,
+            Role::Cathedral,
         ] {
             for io in [
                 "recvfrom", "sendto", "recvmsg", "sendmsg", "readv", "writev", "openat",

@@ -1,0 +1,437 @@
+//! A sans-IO cathedral (behaviour.md §8): the registry of tunnels built
+//! from signed INFO offers, the INFO reply with the relay/p2p decision,
+//! NAT probes, and the forwarding of exchange offers and data packets
+//! between the registered tunnels of a flock (§8.10).
+//!
+//! Not here yet: shroud, ambry distribution, liturgy, remembrance,
+//! federation (CATACOMB is refused as "not from a federation peer"),
+//! bandwidth caps, offer TFC padding.
+//!
+//! Every datagram is hostile input: [`Cathedral::handle_datagram`] never
+//! panics, and every datagram it does not act on is counted in
+//! [`Counters::dropped`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use crate::entropy::Entropy;
+use crate::kdf::{self, FLOCK_DOMAIN_MASK, OfferLabel};
+use crate::time::{Instant, Now};
+use crate::wire::data::Header as DataHeader;
+use crate::wire::offer::{
+    self, HEADER_LEN, INFO_FLAG_SAME_EXTERNAL_IPV4, InfoBody, Magic, Offer, OfferBody, OfferHeader,
+    PacketKind,
+};
+
+use super::checks::{ClientDirectory, OfferSource, Rejection, check_offer};
+use super::settings::Settings;
+
+/// Smallest datagram a cathedral looks at (behaviour.md §8.1).
+pub const MIN_DATAGRAM: usize = 50;
+/// A tunnel not refreshed for this long is forgotten (§8.11).
+pub const TUNNEL_MAX_AGE: Duration = Duration::from_secs(120);
+/// How long a new or restarted tunnel waits before it may go p2p.
+pub const P2P_COOLDOWN: Duration = Duration::from_secs(15);
+/// How often the registry is swept for expired tunnels.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A registry key: (source flock with domain, destination flock with
+/// domain, tunnel id).
+pub type TunnelKey = (u64, u64, u16);
+
+/// Why a datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    /// Shorter than a cathedral looks at.
+    #[error("datagram too short: {0} bytes")]
+    TooShort(usize),
+    /// An offer that failed the checks of behaviour.md §8.3.
+    #[error("offer rejected: {0}")]
+    Offer(#[from] Rejection),
+    /// A data packet whose header does not parse (SPI 0, seq mismatch).
+    #[error("malformed data packet")]
+    MalformedData,
+    /// Source and destination flock may not exchange traffic.
+    #[error("flocks {src:#x} -> {dst:#x} may not talk")]
+    FlocksNotForwardable {
+        /// Source flock.
+        src: u64,
+        /// Destination flock.
+        dst: u64,
+    },
+    /// No `allow` lets this identity register this tunnel.
+    #[error("identity {identity:#010x} may not register tunnel {tunnel:#06x}")]
+    NotAllowed {
+        /// Header spi.
+        identity: u32,
+        /// Tunnel id.
+        tunnel: u16,
+    },
+    /// A NAT probe for a tunnel that never registered on the main port.
+    #[error("NAT probe for an unknown tunnel")]
+    NatProbeUnknown,
+    /// The sending tunnel is not registered.
+    #[error("sender tunnel not registered")]
+    UnknownSender,
+    /// The receiving tunnel is not registered.
+    #[error("receiver tunnel not registered")]
+    UnknownReceiver,
+    /// The SPI is not one the receiver reported.
+    #[error("spi {0:#010x} is not the receiver's")]
+    WrongSpi(u32),
+    /// A verified offer type this cathedral does not serve yet (LITURGY).
+    #[error("offer type not served")]
+    NotServed,
+}
+
+/// What the cathedral has done since its start (or the last reset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Verified INFO offers on the main path.
+    pub info: u64,
+    /// Verified NAT probes.
+    pub nat_probes: u64,
+    /// INFO replies sent.
+    pub info_replies: u64,
+    /// Tunnels created.
+    pub registered: u64,
+    /// Instance changes seen (peer restarts).
+    pub restarts: u64,
+    /// Exchange offers relayed.
+    pub offers_relayed: u64,
+    /// Data packets relayed.
+    pub data_relayed: u64,
+    /// Bytes of relayed data packets.
+    pub data_bytes: u64,
+    /// Datagrams dropped, for any reason.
+    pub dropped: u64,
+    /// Of those, offers that failed authentication, signature, timestamp
+    /// or identity checks.
+    pub offers_rejected: u64,
+}
+
+/// One registered tunnel.
+#[derive(Clone, Debug)]
+struct Tunnel {
+    addr: SocketAddrV4,
+    instance: u64,
+    rx_active: u32,
+    rx_pending: u32,
+    last_seen: Instant,
+    p2p: Option<SocketAddrV4>,
+    p2p_cooldown: Instant,
+}
+
+/// The cathedral: registry, replies, relay.
+pub struct Cathedral {
+    public: SocketAddrV4,
+    settings: Settings,
+    directory: Box<dyn ClientDirectory + Send>,
+    tunnels: HashMap<TunnelKey, Tunnel>,
+    out: VecDeque<(SocketAddrV4, Vec<u8>)>,
+    counters: Counters,
+    next_sweep: Instant,
+}
+
+impl core::fmt::Debug for Cathedral {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Cathedral")
+            .field("public", &self.public)
+            .field("tunnels", &self.tunnels.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cathedral {
+    /// A cathedral advertising `public` as its relay address, with the
+    /// flocks of `settings` and the client keys of `directory`.
+    pub fn new(
+        public: SocketAddrV4,
+        settings: Settings,
+        directory: Box<dyn ClientDirectory + Send>,
+    ) -> Self {
+        Cathedral {
+            public,
+            settings,
+            directory,
+            tunnels: HashMap::new(),
+            out: VecDeque::new(),
+            counters: Counters::default(),
+            next_sweep: Instant::ZERO,
+        }
+    }
+
+    /// Replaces the settings and keys (a reload): tunnels whose flocks or
+    /// owner are no longer allowed are dropped, the others stay.
+    pub fn set_settings(&mut self, settings: Settings, directory: Box<dyn ClientDirectory + Send>) {
+        self.settings = settings;
+        self.directory = directory;
+        let s = &self.settings;
+        self.tunnels.retain(|&(src, dst, id), _| {
+            forwardable(s, src, dst).is_ok()
+                && s.flocks[&(src & FLOCK_DOMAIN_MASK)]
+                    .allows
+                    .iter()
+                    .any(|a| a.owner == (id >> 8) as u8)
+        });
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Registered tunnels.
+    pub fn tunnels(&self) -> usize {
+        self.tunnels.len()
+    }
+
+    /// Where the tunnel `key` was last heard from, if registered.
+    pub fn tunnel_address(&self, key: TunnelKey) -> Option<SocketAddrV4> {
+        self.tunnels.get(&key).map(|t| t.addr)
+    }
+
+    /// The next datagram to send: (destination, bytes).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddrV4, Vec<u8>)> {
+        self.out.pop_front()
+    }
+
+    /// When [`Cathedral::handle_timeout`] must run next.
+    pub fn next_deadline(&self) -> Instant {
+        self.next_sweep
+    }
+
+    /// Forgets tunnels not refreshed for [`TUNNEL_MAX_AGE`].
+    pub fn handle_timeout(&mut self, now: Now) {
+        if now.mono < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now.mono + SWEEP_INTERVAL;
+        self.tunnels
+            .retain(|_, t| now.mono.saturating_since(t.last_seen) < TUNNEL_MAX_AGE);
+    }
+
+    /// Handles one datagram from `from`. `Err` means dropped (and
+    /// counted); replies and relayed packets are queued for
+    /// [`Cathedral::poll_transmit`].
+    pub fn handle_datagram(
+        &mut self,
+        now: Now,
+        from: SocketAddrV4,
+        packet: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<(), Dropped> {
+        let r = self.dispatch(now, from, packet, rng);
+        if let Err(e) = r {
+            self.counters.dropped += 1;
+            if matches!(e, Dropped::Offer(_)) {
+                self.counters.offers_rejected += 1;
+            }
+        }
+        r
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Now,
+        from: SocketAddrV4,
+        packet: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<(), Dropped> {
+        if packet.len() < MIN_DATAGRAM {
+            return Err(Dropped::TooShort(packet.len()));
+        }
+        match offer::classify(packet) {
+            Some(PacketKind::Offer(Magic::Sacrament)) => self.forward_offer(packet),
+            Some(PacketKind::Offer(_)) => self.cathedral_offer(now, from, packet, rng),
+            _ => self.forward_data(packet),
+        }
+    }
+
+    fn cathedral_offer(
+        &mut self,
+        now: Now,
+        from: SocketAddrV4,
+        packet: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<(), Dropped> {
+        let v = check_offer(packet, now.wall, self.directory.as_ref(), None)?;
+        let OfferBody::Info(info) = *v.body() else {
+            return Err(Dropped::NotServed);
+        };
+        let nat = v.source() == OfferSource::NatProbe;
+        let header = v.offer().header();
+        let (src, dst, identity) = (header.flock_src, header.flock_dst, header.spi);
+        forwardable(&self.settings, src, dst)?;
+        if self
+            .settings
+            .allowed(src, identity, (info.tunnel >> 8) as u8)
+            .is_none()
+        {
+            return Err(Dropped::NotAllowed {
+                identity,
+                tunnel: info.tunnel,
+            });
+        }
+        let key = (src, dst, info.tunnel);
+        if nat {
+            self.counters.nat_probes += 1;
+            let t = self.tunnels.get_mut(&key).ok_or(Dropped::NatProbeUnknown)?;
+            if t.addr != from {
+                // A port-changing NAT: no p2p for this client.
+                t.p2p = None;
+            } else if now.mono >= t.p2p_cooldown {
+                t.p2p = Some(from);
+            }
+            return Ok(());
+        }
+        self.counters.info += 1;
+        let t = self.tunnels.entry(key).or_insert_with(|| {
+            self.counters.registered += 1;
+            Tunnel {
+                addr: from,
+                instance: info.instance,
+                rx_active: 0,
+                rx_pending: 0,
+                last_seen: now.mono,
+                p2p: None,
+                p2p_cooldown: now.mono + P2P_COOLDOWN,
+            }
+        });
+        let restarted = t.instance != info.instance;
+        if restarted {
+            t.p2p = None;
+            t.p2p_cooldown = now.mono + P2P_COOLDOWN;
+        }
+        t.last_seen = now.mono;
+        t.rx_active = info.rx_active;
+        t.rx_pending = info.rx_pending;
+        t.instance = info.instance;
+        t.addr = from;
+        if restarted {
+            self.counters.restarts += 1;
+        } else {
+            self.reply_info(now, key, identity, from, rng);
+        }
+        Ok(())
+    }
+
+    /// The INFO reply (§8.5), if the peer tunnel is registered.
+    fn reply_info(
+        &mut self,
+        now: Now,
+        (src, dst, id): TunnelKey,
+        identity: u32,
+        to: SocketAddrV4,
+        rng: &mut dyn Entropy,
+    ) {
+        let (Some(me), Some(peer)) = (
+            self.tunnels.get(&(src, dst, id)),
+            self.tunnels.get(&(dst, src, id.swap_bytes())),
+        ) else {
+            return;
+        };
+        let Some(cs) = self
+            .directory
+            .cathedral_secret(src & FLOCK_DOMAIN_MASK, identity)
+        else {
+            return;
+        };
+        let mut body = InfoBody {
+            local_ip_raw: me.addr.ip().octets(),
+            local_port_raw: me.addr.port().to_be_bytes(),
+            ..InfoBody::default()
+        };
+        match (me.p2p, peer.p2p) {
+            (Some(a), Some(b)) if a.ip() != b.ip() => {
+                body.peer_ip = *b.ip();
+                body.peer_port = b.port();
+            }
+            (a, b) => {
+                let cooled = now.mono >= me.p2p_cooldown && now.mono >= peer.p2p_cooldown;
+                if cooled && a.map(|a| *a.ip()) == b.map(|b| *b.ip()) {
+                    body.flags = INFO_FLAG_SAME_EXTERNAL_IPV4;
+                }
+                body.peer_ip = *self.public.ip();
+                body.peer_port = self.public.port();
+            }
+        }
+        let mut seed = [0u8; 64];
+        rng.fill(&mut seed);
+        let mut extra = [0u8; 64];
+        rng.fill(&mut extra);
+        let (r1, r2) = (rng.next_u32(), rng.next_u32());
+        let filler = (u64::from(r1) << 32) | u64::from(r2);
+        let header = OfferHeader::new(
+            Magic::Katedral,
+            filler,
+            filler.rotate_left(17),
+            identity,
+            seed,
+        );
+        let key = kdf::offer_key(&cs, OfferLabel::Cathedral, &seed, src, 0);
+        let sealed = Offer::new(header, now.wall, &OfferBody::Info(body), extra).seal(&key);
+        self.out.push_back((to, sealed.to_vec()));
+        self.counters.info_replies += 1;
+    }
+
+    /// An exchange offer between two registered tunnels (§8.10).
+    fn forward_offer(&mut self, packet: &[u8]) -> Result<(), Dropped> {
+        if packet.len() < HEADER_LEN {
+            return Err(Dropped::TooShort(packet.len()));
+        }
+        let h = OfferHeader::parse(packet).map_err(|_| Dropped::TooShort(packet.len()))?;
+        forwardable(&self.settings, h.flock_src, h.flock_dst)?;
+        let id = (h.spi >> 16) as u16;
+        if !self.tunnels.contains_key(&(h.flock_src, h.flock_dst, id)) {
+            return Err(Dropped::UnknownSender);
+        }
+        let to = self
+            .tunnels
+            .get(&(h.flock_dst, h.flock_src, id.swap_bytes()))
+            .ok_or(Dropped::UnknownReceiver)?
+            .addr;
+        self.out.push_back((to, packet.to_vec()));
+        self.counters.offers_relayed += 1;
+        Ok(())
+    }
+
+    /// A data packet to the tunnel that reported its SPI (§8.10).
+    fn forward_data(&mut self, packet: &[u8]) -> Result<(), Dropped> {
+        let h = DataHeader::parse(packet).map_err(|_| Dropped::MalformedData)?;
+        forwardable(&self.settings, h.flock_src, h.flock_dst)?;
+        let t = self
+            .tunnels
+            .get(&(h.flock_dst, h.flock_src, (h.spi >> 16) as u16))
+            .ok_or(Dropped::UnknownReceiver)?;
+        if h.spi != t.rx_active && h.spi != t.rx_pending {
+            return Err(Dropped::WrongSpi(h.spi));
+        }
+        self.out.push_back((t.addr, packet.to_vec()));
+        self.counters.data_relayed += 1;
+        self.counters.data_bytes += packet.len() as u64;
+        Ok(())
+    }
+}
+
+/// May traffic flow from flock `src` to flock `dst` (§8.4 step 1)?
+fn forwardable(s: &Settings, src: u64, dst: u64) -> Result<(), Dropped> {
+    let no = Dropped::FlocksNotForwardable { src, dst };
+    if src & 0xff != dst & 0xff {
+        return Err(no);
+    }
+    let (a, b) = (src & FLOCK_DOMAIN_MASK, dst & FLOCK_DOMAIN_MASK);
+    if a != b && !s.xflock(a, b) {
+        return Err(no);
+    }
+    if !s.flocks.contains_key(&a) || !s.flocks.contains_key(&b) {
+        return Err(no);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
