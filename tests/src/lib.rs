@@ -357,6 +357,26 @@ pub fn roles(mode: &str) -> Vec<&'static str> {
 }
 
 impl Conf {
+    /// Side `side` (0 = a, 1 = b) of a [`Pair`] in `mode`: own and peer
+    /// veth addresses, the inner address, TUN `chtun{side}`, MTU 1422.
+    pub fn for_side(side: u32, mode: &'static str) -> Conf {
+        let (local, peer, inner) = if side == 0 {
+            (OUTER_A, OUTER_B, INNER_A)
+        } else {
+            (OUTER_B, OUTER_A, INNER_B)
+        };
+        Conf {
+            mode,
+            instance: format!("chtun{side}"),
+            local,
+            peer: Some(peer),
+            inner,
+            mtu: "1422".into(),
+            shroud: false,
+            side,
+        }
+    }
+
     /// Writes the configuration and its secret into `dir`; returns the
     /// config path.
     pub fn write(&self, dir: &TempDir) -> PathBuf {

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use chantry_e2e::{Conf, Daemon, INNER_A, INNER_B, Netns, OUTER_A, OUTER_B, Pair, TempDir};
+use chantry_e2e::{Conf, Daemon, INNER_B, Netns, Pair, TempDir};
 
 /// The veth MTU: smaller than 1500, so the first three probes (1422,
 /// 1422, 1344 bytes of tunnel MTU, 78 more on the wire) cannot pass.
@@ -16,20 +16,9 @@ const PATH_MTU: u32 = 1300;
 const EXPECTED_TUN_MTU: u32 = 1202;
 
 fn conf(side: u32) -> Conf {
-    let (local, peer, inner) = if side == 0 {
-        (OUTER_A, OUTER_B, INNER_A)
-    } else {
-        (OUTER_B, OUTER_A, INNER_B)
-    };
     Conf {
-        mode: "tunnel",
-        instance: format!("chtun{side}"),
-        local,
-        peer: Some(peer),
-        inner,
         mtu: "auto".into(),
-        shroud: false,
-        side,
+        ..Conf::for_side(side, "tunnel")
     }
 }
 

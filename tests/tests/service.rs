@@ -171,20 +171,9 @@ fn text(o: &Output) -> String {
 }
 
 fn conf(side: u32) -> Conf {
-    let (local, peer, inner) = if side == 0 {
-        (OUTER_A, OUTER_B, INNER_A)
-    } else {
-        (OUTER_B, OUTER_A, INNER_B)
-    };
     Conf {
-        mode: "tunnel",
         instance: format!("chsvc{side}"),
-        local,
-        peer: Some(peer),
-        inner,
-        mtu: "1422".into(),
-        shroud: false,
-        side,
+        ..Conf::for_side(side, "tunnel")
     }
 }
 

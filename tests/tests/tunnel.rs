@@ -14,21 +14,7 @@ use std::time::{Duration, Instant};
 use chantry_e2e::*;
 
 fn conf(side: u32, mode: &'static str) -> Conf {
-    let (local, peer, inner) = if side == 0 {
-        (OUTER_A, OUTER_B, INNER_A)
-    } else {
-        (OUTER_B, OUTER_A, INNER_B)
-    };
-    Conf {
-        mode,
-        instance: format!("chtun{side}"),
-        local,
-        peer: Some(peer),
-        inner,
-        mtu: "1422".into(),
-        shroud: false,
-        side,
-    }
+    Conf::for_side(side, mode)
 }
 
 struct Tunnel {
