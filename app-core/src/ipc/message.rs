@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+use super::stats::{StatsSample, TunnelStats};
+
 /// The protocol version this build speaks. A service answers a hello with
 /// another version with [`ErrorCode::Version`] and closes.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -104,6 +106,42 @@ pub enum Request {
         /// The profile.
         name: String,
     },
+    /// Store a new profile from a vicar file (files.md §9) and the
+    /// sanctum.conf lines a vicar file does not hold.
+    ImportVicar(VicarImportRequest),
+    /// The newest lines of the event log, oldest first.
+    Events {
+        /// Only this profile's events (all if absent).
+        #[serde(default)]
+        name: Option<String>,
+        /// At most this many (the service caps it at 1000).
+        #[serde(default = "default_limit")]
+        limit: u32,
+    },
+    /// The newest log lines the service kept, oldest first.
+    Logs {
+        /// Only this profile's lines (all if absent).
+        #[serde(default)]
+        name: Option<String>,
+        /// At most this many (the service caps it at 1000).
+        #[serde(default = "default_limit")]
+        limit: u32,
+    },
+    /// A profile's stored statistics samples of the last `seconds`.
+    History {
+        /// The profile.
+        name: String,
+        /// How far back (the service keeps 24 h).
+        seconds: u32,
+    },
+    /// The service's settings.
+    GetSettings,
+    /// Replace the service's settings.
+    SetSettings(Settings),
+}
+
+fn default_limit() -> u32 {
+    100
 }
 
 impl Request {
@@ -114,11 +152,17 @@ impl Request {
             | Request::Status { .. }
             | Request::Subscribe
             | Request::Connect { .. }
-            | Request::Disconnect { .. } => Privilege::Member,
+            | Request::Disconnect { .. }
+            | Request::Events { .. }
+            | Request::Logs { .. }
+            | Request::History { .. }
+            | Request::GetSettings => Privilege::Member,
             Request::Import(_)
+            | Request::ImportVicar(_)
             | Request::Edit { .. }
             | Request::Remove { .. }
-            | Request::Export { .. } => Privilege::Admin,
+            | Request::Export { .. }
+            | Request::SetSettings(_) => Privilege::Admin,
         }
     }
 
@@ -134,6 +178,12 @@ impl Request {
             Request::Edit { .. } => "edit",
             Request::Remove { .. } => "remove",
             Request::Export { .. } => "export",
+            Request::ImportVicar(_) => "import-vicar",
+            Request::Events { .. } => "events",
+            Request::Logs { .. } => "logs",
+            Request::History { .. } => "history",
+            Request::GetSettings => "get-settings",
+            Request::SetSettings(_) => "set-settings",
         }
     }
 }
@@ -156,6 +206,85 @@ pub struct ImportRequest {
     /// Keep the machine fail-closed while it is not up.
     #[serde(default)]
     pub always_on: bool,
+}
+
+/// A profile to store from a vicar file: the file gives the cathedral, the
+/// flock, the tunnel id and the key material (KEK, COSK, cathedral
+/// secret); `config` gives the rest of the sanctum.conf (instance, local,
+/// addresses, routes). The service writes the cathedral lines and the key
+/// files itself; `config` must not name them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VicarImportRequest {
+    /// The profile name: 1 to 32 of `[A-Za-z0-9_-]`.
+    pub name: String,
+    /// The 216-byte vicar file.
+    pub vicar: KeyMaterial,
+    /// Its passphrase.
+    pub passphrase: Passphrase,
+    /// The sanctum.conf lines the vicar file does not hold.
+    pub config: String,
+    /// Bring it up when the service starts.
+    #[serde(default)]
+    pub auto_connect: bool,
+    /// Keep the machine fail-closed while it is not up.
+    #[serde(default)]
+    pub always_on: bool,
+}
+
+/// A passphrase: a plain JSON string, wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(Zeroizing<String>);
+
+impl Serialize for Passphrase {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Passphrase {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Passphrase, D::Error> {
+        String::deserialize(d).map(Passphrase::new)
+    }
+}
+
+impl Passphrase {
+    /// Wraps `text`.
+    pub fn new(text: String) -> Passphrase {
+        Passphrase(Zeroizing::new(text))
+    }
+
+    /// The text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(redacted)")
+    }
+}
+
+/// The service-wide settings (the per-profile flags live on the profile).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Reconnect failed tunnels when links or routes change and after
+    /// resume from sleep.
+    pub reconnect_on_network_change: bool,
+    /// Least level of the log lines kept and streamed: `error`, `warn`,
+    /// `info` or `debug`.
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            reconnect_on_network_change: true,
+            log_level: "info".into(),
+        }
+    }
 }
 
 /// Key file bytes: hex in JSON, wiped on drop, never printed.
@@ -260,6 +389,23 @@ pub enum Response {
     },
     /// The answer to [`Request::Export`].
     Export(ExportedProfile),
+    /// The answer to [`Request::Events`].
+    Events {
+        /// Oldest first.
+        events: Vec<EventRecord>,
+    },
+    /// The answer to [`Request::Logs`].
+    Logs {
+        /// Oldest first.
+        lines: Vec<LogLine>,
+    },
+    /// The answer to [`Request::History`].
+    History {
+        /// Oldest first.
+        samples: Vec<StatsSample>,
+    },
+    /// The answer to [`Request::GetSettings`].
+    Settings(Settings),
     /// Done (subscribe, connect, disconnect, import, edit, remove).
     Done,
 }
@@ -294,6 +440,9 @@ pub struct TunnelStatus {
     /// The guardian process, while one runs.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// The tunnel's numbers, while it runs and its control socket answers.
+    #[serde(default)]
+    pub stats: Option<TunnelStats>,
 }
 
 /// Where a tunnel is in its life.
@@ -344,12 +493,47 @@ pub enum Event {
     /// A tunnel changed state.
     State(TunnelStatus),
     /// A log line of the service.
-    Log {
-        /// `info`, `warn`, `error`.
-        level: String,
-        /// The line.
-        message: String,
+    Log(LogLine),
+    /// A running tunnel's numbers, sent once a second while it runs.
+    Stats {
+        /// The profile.
+        name: String,
+        /// Unix time, seconds.
+        at: u64,
+        /// The numbers.
+        stats: TunnelStats,
     },
+    /// A line added to the event log.
+    Recorded(EventRecord),
+}
+
+/// A log line of the service or of a tunnel's guardian.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Unix time, seconds.
+    #[serde(default)]
+    pub at: u64,
+    /// `error`, `warn`, `info` or `debug`.
+    pub level: String,
+    /// The profile whose guardian wrote it (absent: the service).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// The line.
+    pub message: String,
+}
+
+/// One entry of the event log (connects, failures, imports, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Unix time, seconds.
+    pub at: u64,
+    /// The profile (absent: the service itself).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// What happened (`connect`, `up`, `failed`, `import`, ...).
+    pub kind: String,
+    /// A sentence.
+    pub detail: String,
 }
 
 /// A refusal or failure.
@@ -359,6 +543,9 @@ pub struct ErrorReply {
     pub code: ErrorCode,
     /// A sentence for people (a refusal names the group that is needed).
     pub message: String,
+    /// For [`ErrorCode::Invalid`] about a file: the line at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
 }
 
 /// The class of an [`ErrorReply`]; chantryctl maps these to exit codes.
@@ -373,6 +560,8 @@ pub enum ErrorCode {
     Exists,
     /// The request or its data is not valid.
     Invalid,
+    /// A vicar file's passphrase is wrong (or the file was altered).
+    Passphrase,
     /// The profile is in a state that does not allow it (e.g. removing
     /// one that is up).
     Busy,

@@ -17,19 +17,23 @@
 //!
 //! * [`frame`]: the length-delimited framing and its limits.
 //! * [`message`]: the typed requests, responses and events.
+//! * [`stats`]: a running tunnel's numbers.
 
 pub mod frame;
 pub mod message;
+pub mod stats;
 
 pub use frame::{
     FrameDecoder, FrameError, LEN_PREFIX, MAX_FRAME, decode_frame, decode_message, encode_frame,
     encode_message,
 };
 pub use message::{
-    ClientHello, ErrorCode, ErrorReply, Event, ExportedProfile, ImportRequest, KeyMaterial,
-    PROTOCOL_VERSION, Privilege, ProfileInfo, Request, RequestFrame, Response, ServerHello,
-    ServerMessage, TunnelState, TunnelStatus,
+    ClientHello, ErrorCode, ErrorReply, Event, EventRecord, ExportedProfile, ImportRequest,
+    KeyMaterial, LogLine, PROTOCOL_VERSION, Passphrase, Privilege, ProfileInfo, Request,
+    RequestFrame, Response, ServerHello, ServerMessage, Settings, TunnelState, TunnelStatus,
+    VicarImportRequest,
 };
+pub use stats::{Counters, PathKind, Stage, StatsSample, TunnelStats};
 
 #[cfg(test)]
 mod tests;

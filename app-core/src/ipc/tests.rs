@@ -182,6 +182,7 @@ fn server_messages_are_tagged() {
         error: ErrorReply {
             code: ErrorCode::Forbidden,
             message: "import needs root or the chantry-admin group".into(),
+            line: None,
         },
     };
     assert_eq!(
@@ -193,10 +194,11 @@ fn server_messages_are_tagged() {
         state: TunnelState::Up,
         detail: None,
         pid: Some(42),
+        stats: None,
     }));
     assert_eq!(
         serde_json::to_string(&event).unwrap(),
-        r#"{"type":"event","event":"state","name":"home","state":"up","detail":null,"pid":42}"#
+        r#"{"type":"event","event":"state","name":"home","state":"up","detail":null,"pid":42,"stats":null}"#
     );
     let done = ServerMessage::Response {
         id: 1,
@@ -210,5 +212,67 @@ fn server_messages_are_tagged() {
     assert_eq!(
         decode_message::<ServerMessage>(json.as_bytes()).unwrap(),
         done
+    );
+}
+
+#[test]
+fn stats_events_and_new_requests_round_trip_with_stable_json() {
+    use super::stats::*;
+    let stats = TunnelStats {
+        stage: Stage::Online,
+        path: Some(PathKind::Relay),
+        peer: Some("192.0.2.1:4500".into()),
+        cathedral: Some("198.51.100.7:4500".into()),
+        since_key_exchange_s: Some(12),
+        mtu: 1422,
+        tx: Counters {
+            packets: 3,
+            bytes: 300,
+        },
+        rx: Counters {
+            packets: 4,
+            bytes: 400,
+        },
+    };
+    let event = ServerMessage::Event(Event::Stats {
+        name: "home".into(),
+        at: 1_700_000_000,
+        stats,
+    });
+    let json = serde_json::to_string(&event).unwrap();
+    assert_eq!(
+        json,
+        r#"{"type":"event","event":"stats","name":"home","at":1700000000,"stats":{"stage":"online","path":"relay","peer":"192.0.2.1:4500","cathedral":"198.51.100.7:4500","since_key_exchange_s":12,"mtu":1422,"tx":{"packets":3,"bytes":300},"rx":{"packets":4,"bytes":400}}}"#
+    );
+    assert_eq!(serde_json::from_str::<ServerMessage>(&json).unwrap(), event);
+
+    let req: RequestFrame =
+        serde_json::from_str(r#"{"id":1,"request":{"op":"logs","name":"home"}}"#).unwrap();
+    assert_eq!(
+        req.request,
+        Request::Logs {
+            name: Some("home".into()),
+            limit: 100
+        }
+    );
+    assert_eq!(req.request.needs(), Privilege::Member);
+
+    let vicar: RequestFrame = serde_json::from_str(
+        r#"{"id":2,"request":{"op":"import_vicar","name":"v","vicar":"00ff","passphrase":"hunter2","config":"instance v\n"}}"#,
+    )
+    .unwrap();
+    let Request::ImportVicar(v) = &vicar.request else {
+        panic!("not a vicar import: {vicar:?}");
+    };
+    assert_eq!(v.passphrase.expose(), "hunter2");
+    assert_eq!(v.vicar.expose(), &[0x00, 0xff]);
+    assert_eq!(vicar.request.needs(), Privilege::Admin);
+    assert!(!format!("{vicar:?}").contains("hunter2"));
+
+    let set = Request::SetSettings(Settings::default());
+    assert_eq!(set.needs(), Privilege::Admin);
+    assert_eq!(
+        serde_json::to_string(&set).unwrap(),
+        r#"{"op":"set_settings","reconnect_on_network_change":true,"log_level":"info"}"#
     );
 }

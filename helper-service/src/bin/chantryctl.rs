@@ -142,7 +142,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
             Some(ClientError::Refused(r)) => match r.code {
                 ErrorCode::Forbidden => 4,
                 ErrorCode::NotFound => 5,
-                ErrorCode::Invalid | ErrorCode::Exists | ErrorCode::Busy => 6,
+                ErrorCode::Invalid
+                | ErrorCode::Exists
+                | ErrorCode::Busy
+                | ErrorCode::Passphrase => 6,
                 ErrorCode::Version | ErrorCode::Limit | ErrorCode::Internal => 1,
             },
             _ => 1,
@@ -285,6 +288,7 @@ fn print_response(json: bool, r: &Response) -> Result<(), Failure> {
         Response::Profiles { profiles } => print!("{}", profiles_table(profiles)),
         Response::Status { tunnels } => print!("{}", status_table(tunnels)),
         Response::Export(_) | Response::Done => {}
+        other => println!("{}", serde_json::to_string_pretty(other)?),
     }
     Ok(())
 }

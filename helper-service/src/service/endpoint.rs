@@ -98,7 +98,11 @@ pub async fn accept_loop(listener: UnixListener, service: Arc<Service>) -> anyho
 fn error(id: Option<u64>, code: ErrorCode, message: String) -> ServerMessage {
     ServerMessage::Error {
         id,
-        error: ErrorReply { code, message },
+        error: ErrorReply {
+            code,
+            message,
+            line: None,
+        },
     }
 }
 
@@ -261,6 +265,7 @@ fn not_found(name: &str) -> Failure {
 async fn handle(service: &Service, request: Request, uid: u32) -> Result<Response, Failure> {
     let store = &service.store;
     let tunnels = &service.tunnels;
+    let request_op = request.op();
     match request {
         Request::List => {
             let profiles = store.list().await.map_err(internal)?;
@@ -398,5 +403,14 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 always_on: p.always_on,
             }))
         }
+        Request::ImportVicar(_)
+        | Request::Events { .. }
+        | Request::Logs { .. }
+        | Request::History { .. }
+        | Request::GetSettings
+        | Request::SetSettings(_) => Err((
+            ErrorCode::Invalid,
+            format!("`{}` is not served by this build yet", request_op),
+        )),
     }
 }

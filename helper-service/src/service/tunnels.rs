@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chantry_core::ipc::{Event, TunnelState, TunnelStatus};
+use chantry_core::ipc::{Event, LogLine, TunnelState, TunnelStatus};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::AsyncBufReadExt as _;
@@ -72,6 +72,7 @@ impl Tunnels {
             state: e.and_then(|e| e.state).unwrap_or(TunnelState::Down),
             detail: e.and_then(|e| e.detail.clone()),
             pid: e.and_then(|e| e.pid),
+            stats: None,
         }
     }
 
@@ -129,10 +130,12 @@ impl Tunnels {
                         me.set(&name, TunnelState::Up, None, pid);
                     }
                     tracing::info!(profile = name, "{line}");
-                    let _ = me.events.send(Event::Log {
+                    let _ = me.events.send(Event::Log(LogLine {
+                        at: unix_now(),
                         level: "info".into(),
-                        message: format!("{name}: {line}"),
-                    });
+                        profile: Some(name.clone()),
+                        message: line.clone(),
+                    }));
                     last = line;
                 }
             }
@@ -188,4 +191,11 @@ impl Tunnels {
             }
         }
     }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
