@@ -788,14 +788,14 @@ fn stats_lines(s: &TunnelStats) -> String {
     }
     let _ = writeln!(
         out,
-        "    sent       {} packets, {}",
-        s.tx.packets,
+        "    sent       {}, {}",
+        packets(s.tx.packets),
         human_bytes(s.tx.bytes)
     );
     let _ = writeln!(
         out,
-        "    received   {} packets, {}",
-        s.rx.packets,
+        "    received   {}, {}",
+        packets(s.rx.packets),
         human_bytes(s.rx.bytes)
     );
     let key = s
@@ -804,6 +804,15 @@ fn stats_lines(s: &TunnelStats) -> String {
     let _ = writeln!(out, "    key        {key}");
     let _ = writeln!(out, "    mtu        {}", s.mtu);
     out
+}
+
+/// `1 packet`, `2 packets`.
+fn packets(n: u64) -> String {
+    if n == 1 {
+        "1 packet".to_owned()
+    } else {
+        format!("{n} packets")
+    }
 }
 
 /// The `history` table.
@@ -1055,7 +1064,14 @@ mod tests {
             since_key_exchange_s: None,
             ..t.stats.clone().unwrap()
         };
-        let lines = stats_lines(&keying);
+        let lines = stats_lines(&TunnelStats {
+            tx: chantry_core::ipc::Counters {
+                packets: 1,
+                bytes: 52,
+            },
+            ..keying
+        });
+        assert!(lines.contains("    sent       1 packet, 52 B\n"), "{lines}");
         assert!(
             lines.starts_with("    stage      keying\n    peer       unknown\n    sent"),
             "{lines}"
