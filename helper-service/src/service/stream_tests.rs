@@ -378,6 +378,27 @@ fn settings_are_checked_stored_applied_and_recorded() {
             "log level \"loud\": use error, warn, info or debug"
         )
     );
+    // A hostile frame on another connection closes that one only: the
+    // subscriber keeps its stream (the record below still reaches it).
+    {
+        use std::io::{Read as _, Write as _};
+        let mut raw = std::os::unix::net::UnixStream::connect(&h.socket).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let hello = chantry_core::ipc::ClientHello {
+            version: chantry_core::ipc::PROTOCOL_VERSION,
+            client: "hostile".into(),
+        };
+        raw.write_all(&chantry_core::ipc::encode_message(&hello).unwrap())
+            .unwrap();
+        raw.write_all(&[0x00, 0x10, 0x00, 0x00]).unwrap();
+        let mut all = Vec::new();
+        raw.read_to_end(&mut all).unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.contains("\"hello\"") && text.contains("larger than the limit"),
+            "{text}"
+        );
+    }
     let new = Settings {
         reconnect_on_network_change: false,
         log_level: "warn".into(),
