@@ -62,8 +62,12 @@ fn version() -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let role = matches!(cli.command, Cmd::Role { .. });
-    init_logs(role);
+    match cli.command {
+        // The service installs its own subscriber: stderr and its log ring.
+        Cmd::Service { .. } => {}
+        Cmd::Role { .. } => init_logs(true),
+        Cmd::Run { .. } | Cmd::Check { .. } => init_logs(false),
+    }
     let result = match cli.command {
         Cmd::Run { config } => guardian::run(&config),
         Cmd::Check { config } => guardian::setup::load(&config)

@@ -12,16 +12,20 @@ use std::time::Duration;
 use chantry_core::ipc::{
     ClientHello, ErrorCode, ErrorReply, Event, FrameDecoder, FrameError, PROTOCOL_VERSION,
     Privilege, ProfileInfo, Request, RequestFrame, Response, ServerHello, ServerMessage,
-    decode_message, encode_message,
+    TunnelStatus, decode_message, encode_message,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast};
 
 use super::auth::Groups;
+use super::logbook::{self, LogBook};
 use super::profile::{self, ImportError};
+use super::reply::{fail, internal, not_found};
+use super::stats::Stats;
 use super::store::Store;
 use super::tunnels::Tunnels;
+use super::{settings, vicar_import};
 
 /// Connections served at once; more are answered with
 /// [`ErrorCode::Limit`] and closed.
@@ -41,6 +45,10 @@ pub struct Service {
     pub store: Store,
     /// The running tunnels.
     pub tunnels: Tunnels,
+    /// The kept log lines.
+    pub logs: Arc<LogBook>,
+    /// The running tunnels' numbers.
+    pub stats: Stats,
 }
 
 /// Binds the socket at `path` (its directory is created 0755 if missing,
@@ -223,7 +231,7 @@ async fn connection(stream: UnixStream, service: &Service) -> anyhow::Result<()>
                 }
                 let answer = match handle(service, req.request, uid).await {
                     Ok(response) => ServerMessage::Response { id, response },
-                    Err((code, message)) => error(Some(id), code, message),
+                    Err(error) => ServerMessage::Error { id: Some(id), error },
                 };
                 send(&mut wr, &answer).await?;
             }
@@ -251,21 +259,11 @@ async fn next_event(
     }
 }
 
-type Failure = (ErrorCode, String);
-
-fn internal(e: impl std::fmt::Display) -> Failure {
-    tracing::error!("{e}");
-    (ErrorCode::Internal, e.to_string())
-}
-
-fn not_found(name: &str) -> Failure {
-    (ErrorCode::NotFound, format!("no profile named `{name}`"))
-}
+type Failure = ErrorReply;
 
 async fn handle(service: &Service, request: Request, uid: u32) -> Result<Response, Failure> {
     let store = &service.store;
     let tunnels = &service.tunnels;
-    let request_op = request.op();
     match request {
         Request::List => {
             let profiles = store.list().await.map_err(internal)?;
@@ -302,7 +300,21 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                     .collect(),
             };
             Ok(Response::Status {
-                tunnels: names.iter().map(|n| tunnels.status(n)).collect(),
+                tunnels: names
+                    .iter()
+                    .map(|n| {
+                        let status = tunnels.status(n);
+                        let running = matches!(
+                            status.state,
+                            chantry_core::ipc::TunnelState::Connecting
+                                | chantry_core::ipc::TunnelState::Up
+                        );
+                        TunnelStatus {
+                            stats: service.stats.latest(n).filter(|_| running),
+                            ..status
+                        }
+                    })
+                    .collect(),
             })
         }
         Request::Subscribe => Ok(Response::Done),
@@ -328,19 +340,19 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
         }
         Request::Import(req) => {
             if store.get(&req.name).await.map_err(internal)?.is_some() {
-                return Err((
+                return Err(fail(
                     ErrorCode::Exists,
                     format!("a profile named `{}` exists", req.name),
                 ));
             }
             let p = profile::prepare(store, &req).map_err(|e| match e {
                 ImportError::BadName(_) | ImportError::Invalid(_) => {
-                    (ErrorCode::Invalid, e.to_string())
+                    fail(ErrorCode::Invalid, e.to_string())
                 }
                 ImportError::Store(e) => internal(e),
             })?;
             if !store.insert(&p).await.map_err(internal)? {
-                return Err((
+                return Err(fail(
                     ErrorCode::Exists,
                     format!("a profile named `{}` exists", p.name),
                 ));
@@ -376,7 +388,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 state,
                 chantry_core::ipc::TunnelState::Connecting | chantry_core::ipc::TunnelState::Up
             ) {
-                return Err((
+                return Err(fail(
                     ErrorCode::Busy,
                     format!("`{name}` is {state}: disconnect it first"),
                 ));
@@ -394,23 +406,34 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .await
                 .map_err(internal)?
                 .ok_or_else(|| not_found(&name))?;
-            let secret = store.read_key(&name).map_err(internal)?;
-            Ok(Response::Export(chantry_core::ipc::ExportedProfile {
-                name: p.name,
-                config: p.config,
-                secret,
-                auto_connect: p.auto_connect,
-                always_on: p.always_on,
-            }))
+            profile::export(store, p)
+                .map(Response::Export)
+                .map_err(internal)
         }
-        Request::ImportVicar(_)
-        | Request::Events { .. }
-        | Request::Logs { .. }
-        | Request::History { .. }
-        | Request::GetSettings
-        | Request::SetSettings(_) => Err((
-            ErrorCode::Invalid,
-            format!("`{}` is not served by this build yet", request_op),
-        )),
+        Request::ImportVicar(req) => vicar_import::import(store, req, uid).await,
+        Request::Events { name, limit } => store
+            .event_log(name.as_deref(), limit.min(logbook::MAX_LIMIT))
+            .await
+            .map(|events| Response::Events { events })
+            .map_err(internal),
+        Request::Logs { name, limit } => Ok(Response::Logs {
+            lines: service.logs.lines(name.as_deref(), limit),
+        }),
+        Request::History { name, seconds } => {
+            store
+                .get(&name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(&name))?;
+            let span = u64::from(seconds).min(super::store::SAMPLES_KEPT_S);
+            let since = super::tunnels::unix_now().saturating_sub(span);
+            store
+                .history(&name, since)
+                .await
+                .map(|samples| Response::History { samples })
+                .map_err(internal)
+        }
+        Request::GetSettings => settings::get(store).await,
+        Request::SetSettings(new) => settings::set(store, &service.logs, new, uid).await,
     }
 }

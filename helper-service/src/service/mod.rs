@@ -3,19 +3,34 @@
 //!
 //! * [`auth`]: peer credentials to a [`Privilege`](chantry_core::ipc::Privilege),
 //!   and per-request refusals that name the group needed.
-//! * [`store`]: profiles and the event log in SQLite, key files 0600.
-//! * [`profile`]: an import request checked into a profile.
+//! * [`store`]: profiles, the event log, statistics samples and settings
+//!   in SQLite, key files 0600.
+//! * [`profile`]: an import request checked into a profile, and back.
+//! * [`vicar_import`]: a profile from a vicar file.
+//! * [`conf_text`]: the sanctum.conf lines the service rewrites.
 //! * [`tunnels`]: one `chantryd run` child per connected profile.
+//! * [`stats`]: each running tunnel's numbers, from its control socket.
+//! * [`logbook`]: the kept and streamed log lines.
+//! * [`settings`]: the service-wide settings.
 //! * [`endpoint`]: the Unix control socket and its connections.
+//! * [`reply`]: how a request fails.
 //! * [`client`]: the blocking client chantryctl uses.
 
 pub mod auth;
 pub mod client;
+pub mod conf_text;
 pub mod endpoint;
+pub mod logbook;
 pub mod profile;
+pub mod reply;
+pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod tunnels;
+pub mod vicar_import;
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
 
@@ -48,16 +63,20 @@ pub struct Options {
     pub chantryd: PathBuf,
 }
 
-/// Runs the service until SIGTERM or SIGINT.
+/// Runs the service until SIGTERM or SIGINT. Installs the process's
+/// tracing subscriber (stderr and the service's log ring,
+/// [`logbook::install`]): call it without one installed.
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    let logs = logbook::LogBook::new(logbook::RING_LINES);
+    logbook::install(&logs);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(serve(opts))
+    rt.block_on(serve(opts, logs))
 }
 
-async fn serve(opts: Options) -> anyhow::Result<()> {
+async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()> {
     let groups = auth::Groups::resolve(&opts.group, &opts.admin_group);
     if groups.member_gid.is_none() {
         tracing::warn!(
@@ -68,13 +87,28 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     let store = store::Store::open(&opts.state_dir)
         .await
         .with_context(|| format!("state directory {}", opts.state_dir.display()))?;
+    settings::apply_stored(&store, &logs)
+        .await
+        .context("stored settings")?;
     let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
+    let events = tunnels.event_sender();
+    store.record_to(events.clone());
+    logs.stream_to(events.clone());
+    let stats = stats::Stats::default();
+    let poller = tokio::spawn(stats.clone().run(
+        tunnels.clone(),
+        store.clone(),
+        logs.clone(),
+        events,
+    ));
     let listener = endpoint::bind(&opts.socket, groups.member_gid)
         .with_context(|| format!("control socket {}", opts.socket.display()))?;
     let service = Arc::new(endpoint::Service {
         groups,
         store: store.clone(),
         tunnels: tunnels.clone(),
+        logs,
+        stats,
     });
     let _ = store.log_event(None, "start", "service started").await;
     tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
@@ -86,6 +120,7 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
     }
+    poller.abort();
     tunnels.stop_all().await;
     let _ = std::fs::remove_file(&opts.socket);
     let _ = store.log_event(None, "stop", "service stopped").await;

@@ -1,7 +1,8 @@
 //! The tunnels the service runs: one `chantryd run -c FILE` child (the
 //! guardian of docs/architecture.md) per connected profile. Its stderr is
 //! read line by line: the guardian's "all roles sandboxed and running"
-//! marks the tunnel up, and every line becomes a log event.
+//! marks the tunnel up, and every line goes to the logs
+//! ([`super::logbook::guardian_line`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chantry_core::ipc::{Event, LogLine, TunnelState, TunnelStatus};
+use chantry_core::ipc::{Event, TunnelState, TunnelStatus};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::AsyncBufReadExt as _;
@@ -63,6 +64,22 @@ impl Tunnels {
         self.events.subscribe()
     }
 
+    /// The sender of the subscription stream, for the other parts of the
+    /// service that publish on it (log lines, stats, the event log).
+    pub fn event_sender(&self) -> broadcast::Sender<Event> {
+        self.events.clone()
+    }
+
+    /// The tunnels whose guardian runs (not being stopped), with the
+    /// control socket each one answers on.
+    pub fn running(&self) -> Vec<(String, PathBuf)> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.pid.is_some() && !e.stopping)
+            .map(|(n, _)| (n.clone(), self.store.control_path(n)))
+            .collect()
+    }
+
     /// The status of `name` (down if never started).
     pub fn status(&self, name: &str) -> TunnelStatus {
         let map = self.lock();
@@ -101,7 +118,8 @@ impl Tunnels {
             return Ok(());
         }
         let conf = self.store.run_config_path(&name);
-        super::store::write_atomic(&conf, profile.config.as_bytes()).map_err(|e| e.to_string())?;
+        super::store::write_atomic(&conf, self.store.run_config_text(profile).as_bytes())
+            .map_err(|e| e.to_string())?;
         let mut child = tokio::process::Command::new(&self.chantryd)
             .arg("run")
             .arg("-c")
@@ -129,13 +147,7 @@ impl Tunnels {
                     if line.contains(UP_MARKER) {
                         me.set(&name, TunnelState::Up, None, pid);
                     }
-                    tracing::info!(profile = name, "{line}");
-                    let _ = me.events.send(Event::Log(LogLine {
-                        at: unix_now(),
-                        level: "info".into(),
-                        profile: Some(name.clone()),
-                        message: line.clone(),
-                    }));
+                    super::logbook::guardian_line(&name, &line);
                     last = line;
                 }
             }
