@@ -2,14 +2,14 @@
 // Fed by the Rust side's events; every action is one of its commands.
 
 import { api, asAppError, onLink, onProfiles, onServiceEvent, onTrayError } from "./api";
-import { h, replace } from "./dom";
+import { h, morph, replace } from "./dom";
 import { overall } from "./state";
 import { type Screen, Store } from "./store";
 import { renderDetail, renderPeers } from "./views/detail";
 import { mountImport } from "./views/import";
 import { mountLogs } from "./views/logs";
 import { badge, errorBox } from "./views/parts";
-import { type Actions, renderProfiles } from "./views/profiles";
+import { type Actions, delegate, renderProfiles } from "./views/profiles";
 import { mountSettings } from "./views/settings";
 
 /** Seconds of history asked for when a tunnel's detail opens. */
@@ -99,7 +99,7 @@ export async function start(root: HTMLElement): Promise<void> {
       h(
         "div",
         { class: "notice-error" },
-        errorBox(n.error, { user: store.info.user }, { retry: actions.retry }),
+        errorBox(n.error, { user: store.info.user }),
         h("button", { class: "dismiss", onclick: () => store.notify(null) }, "Dismiss"),
       ),
     );
@@ -108,27 +108,31 @@ export async function start(root: HTMLElement): Promise<void> {
   const drawScreen = (what: string) => {
     const s = store.screen;
     const now = Math.floor(Date.now() / 1000);
+    // Drawn screens are morphed in place: what stays keeps its node.
+    const draw = (el: HTMLElement) => {
+      const cur = screenEl.firstElementChild;
+      if (cur && mounted?.screen === s.name && what !== "screen") morph(cur, el);
+      else replace(screenEl, el);
+      mounted = { screen: s.name };
+    };
     switch (s.name) {
       case "profiles":
-        mounted = { screen: "profiles" };
-        return replace(screenEl, renderProfiles(store, actions));
+        return draw(renderProfiles(store));
       case "detail":
-        mounted = { screen: "detail" };
-        return replace(screenEl, renderDetail(store, s.profile, actions, now));
+        return draw(renderDetail(store, s.profile, now));
       case "peers":
-        mounted = { screen: "peers" };
-        return replace(screenEl, renderPeers(store, s.profile, actions));
+        return draw(renderPeers(store, s.profile));
       default:
         if (mounted?.screen === s.name && what !== "screen") {
           mounted.update?.(what);
           return;
         }
         if (s.name === "import") {
-          mountImport(screenEl, store, (name) => {
+          const update = mountImport(screenEl, store, (name) => {
             store.go({ name: "profiles" });
             store.notify({ kind: "ok", text: `Imported ${name}.` });
           });
-          mounted = { screen: "import" };
+          mounted = { screen: "import", update };
         } else if (s.name === "logs") {
           mounted = { screen: "logs", update: mountLogs(screenEl, store) };
         } else {
@@ -146,6 +150,7 @@ export async function start(root: HTMLElement): Promise<void> {
   });
 
   replace(root, nav, h("div", { class: "content" }, noticeEl, screenEl));
+  delegate(root, actions);
   drawNav();
 
   await onLink((l) => store.setLink(l));

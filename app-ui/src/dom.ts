@@ -35,3 +35,36 @@ export function replace(parent: Element, ...children: (Child | Child[])[]): void
     parent.append(typeof c === "number" ? String(c) : c);
   }
 }
+
+/**
+ * Makes `from` look like `to`, keeping the nodes that stay (so focus, a
+ * hover and references to them survive a redraw); returns the node now
+ * in `from`'s place. Listeners are not copied: screens drawn this way
+ * act through `data-action` attributes (see views/profiles.ts).
+ */
+export function morph(from: Node, to: Node): Node {
+  if (from.nodeType !== to.nodeType || from.nodeName !== to.nodeName) {
+    from.parentNode?.replaceChild(to, from);
+    return to;
+  }
+  if (from.nodeType === Node.TEXT_NODE || from.nodeType === Node.COMMENT_NODE) {
+    if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+    return from;
+  }
+  if (from instanceof Element && to instanceof Element) {
+    for (const a of [...from.attributes]) {
+      if (!to.hasAttribute(a.name)) from.removeAttribute(a.name);
+    }
+    for (const a of [...to.attributes]) {
+      if (from.getAttribute(a.name) !== a.value) from.setAttribute(a.name, a.value);
+    }
+    const old = [...from.childNodes];
+    const next = [...to.childNodes];
+    next.forEach((n, i) => {
+      if (i < old.length) morph(old[i], n);
+      else from.appendChild(n);
+    });
+    for (const n of old.slice(next.length)) from.removeChild(n);
+  }
+  return from;
+}

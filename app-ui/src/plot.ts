@@ -60,7 +60,7 @@ export function renderPlot(
   rates: Rate[],
   now: number,
   windowS = 300,
-  size: PlotSize = { width: 560, height: 160 },
+  size: PlotSize = { width: 900, height: 200 },
 ): SVGSVGElement {
   const top = niceMax(Math.max(0, ...rates.map((r) => Math.max(r.tx, r.rx))));
   const svg = el("svg", {

@@ -3,7 +3,8 @@ import { describe, expect, it, vi } from "vitest";
 import { Store } from "../src/store";
 import { renderDetail, renderPeers } from "../src/views/detail";
 import { errorBox } from "../src/views/parts";
-import { type Actions, renderProfiles } from "../src/views/profiles";
+import { morph } from "../src/dom";
+import { type Actions, delegate, renderProfiles } from "../src/views/profiles";
 import { profile, stats } from "./fixtures";
 
 function actions(): Actions & { calls: unknown[][] } {
@@ -32,7 +33,8 @@ describe("the profiles screen", () => {
       profile({ name: "lab", state: "failed", detail: "the guardian exited with status 1" }),
     ];
     const a = actions();
-    const el = renderProfiles(s, a);
+    const el = renderProfiles(s);
+    delegate(el, a);
     const cards = [...el.querySelectorAll<HTMLElement>("[data-profile]")];
     expect(cards.map((c) => [c.dataset.profile, c.dataset.shown])).toEqual([
       ["home", "connected"],
@@ -43,7 +45,7 @@ describe("the profiles screen", () => {
     expect(home.querySelector(".badge .word")?.textContent).toBe("connected");
     expect(home.querySelector(".traffic")?.textContent).toBe("↑ 1.5 KiB  ↓ 2.0 MiB");
     expect(home.querySelector(".switch")?.getAttribute("aria-checked")).toBe("true");
-    expect(cards[2].querySelector(".detail")?.textContent).toBe("the guardian exited with status 1");
+    expect(cards[2].querySelector(".failure")?.textContent).toBe("the guardian exited with status 1");
     (home.querySelector(".switch") as HTMLButtonElement).click();
     (cards[1].querySelector(".switch") as HTMLButtonElement).click();
     expect(a.calls).toEqual([
@@ -56,13 +58,19 @@ describe("the profiles screen", () => {
     const s = store();
     s.profiles = [profile({ name: "home" })];
     s.pending.add("home");
-    const el = renderProfiles(s, actions());
-    expect((el.querySelector(".switch") as HTMLButtonElement).disabled).toBe(true);
+    const a = actions();
+    const el = renderProfiles(s);
+    delegate(el, a);
+    const sw = el.querySelector(".switch") as HTMLButtonElement;
+    expect(sw.disabled).toBe(true);
+    sw.click();
+    expect(a.calls).toEqual([]);
   });
 
   it("invites an import when there is no profile", () => {
     const a = actions();
-    const el = renderProfiles(store(), a);
+    const el = renderProfiles(store());
+    delegate(el, a);
     expect(el.querySelector(".empty")?.textContent).toContain("No profiles yet.");
     (el.querySelector(".empty button") as HTMLButtonElement).click();
     expect(a.calls).toEqual([["go", { name: "import" }]]);
@@ -73,7 +81,8 @@ describe("the profiles screen", () => {
     s.link = { state: "down", socket: "/run/chantry/chantryd.sock", error: { kind: "permission_denied", socket: "/run/chantry/chantryd.sock", group: "chantry" } };
     s.profiles = [profile()];
     const a = actions();
-    const el = renderProfiles(s, a);
+    const el = renderProfiles(s);
+    delegate(el, a);
     expect(el.querySelector("[data-profile]")).toBeNull();
     const box = el.querySelector<HTMLElement>(".error-box");
     expect(box?.dataset.error).toBe("permission");
@@ -92,42 +101,71 @@ describe("the tunnel detail", () => {
     const series = s.seriesOf("home");
     series.add({ at: 1000, tx: 0, rx: 0 });
     series.add({ at: 1001, tx: 1250, rx: 2500 });
-    const el = renderDetail(s, "home", actions(), 1001);
+    const el = renderDetail(s, "home", 1001);
     const fact = (id: string) => el.querySelector(`#fact-${id} dd`);
     expect(fact("stage")?.textContent).toBe("online · relay");
     expect(fact("peer")?.textContent).toBe("192.168.77.2:4500");
     expect(fact("cathedral")?.textContent).toBe("198.51.100.7:4500");
     expect(fact("rekey")?.textContent).toBe("1 min 15 s ago");
-    expect(fact("tx-bytes")?.textContent).toBe("1.5 KiB · 12 packets");
-    expect(fact("tx-bytes")?.getAttribute("data-value")).toBe("1536");
-    expect(fact("rx-bytes")?.getAttribute("data-value")).toBe(String(2 * 1024 * 1024));
-    expect(fact("rx-packets")?.textContent).toBe("10");
+    expect(fact("tx")?.textContent).toBe("1.5 KiB · 12 packets");
+    expect(fact("tx")?.getAttribute("data-value")).toBe("1536");
+    expect(fact("tx")?.getAttribute("data-packets")).toBe("12");
+    expect(fact("rx")?.getAttribute("data-value")).toBe(String(2 * 1024 * 1024));
+    expect(fact("rx")?.getAttribute("data-packets")).toBe("10");
+    expect(fact("mode")?.textContent).toBe("tunnel mode · interface chtun0 · MTU 1422");
     expect([...el.querySelectorAll(".throughput figcaption .key")].map((k) => k.textContent)).toEqual([
       "received 20.0 kbit/s",
       "sent 10.0 kbit/s",
     ]);
     const rx = el.querySelector("polyline[data-dir=rx]");
-    // One rate (2500 B/s = 20 kbit/s) at the right edge, at the top of a 20k axis... in bytes: top 5000 → y = 80.
-    expect(rx?.getAttribute("points")).toBe("560,80");
+    // One rate, 2500 B/s, at the right edge, half way up an axis of 5000.
+    expect(rx?.getAttribute("points")).toBe("900,100");
   });
 
   it("says so when the tunnel is down or the service sends no numbers", () => {
     const s = store();
     s.profiles = [profile({ name: "home", state: "down" })];
-    expect(renderDetail(s, "home", actions(), 0).textContent).toContain("Not connected");
+    expect(renderDetail(s, "home", 0).textContent).toContain("Not connected");
     s.profiles = [profile({ name: "home", state: "up" })];
-    expect(renderDetail(s, "home", actions(), 0).textContent).toContain("has not sent this tunnel's numbers yet");
-    expect(renderDetail(s, "gone", actions(), 0).textContent).toContain("There is no profile gone");
+    expect(renderDetail(s, "home", 0).textContent).toContain("has not sent this tunnel's numbers yet");
+    expect(renderDetail(s, "gone", 0).textContent).toContain("There is no profile gone");
   });
 
   it("has an honest empty liturgy peers screen", () => {
     const s = store();
     s.profiles = [profile({ name: "home", state: "up", stats: stats() })];
-    const el = renderPeers(s, "home", actions());
+    const el = renderPeers(s, "home");
     expect(el.querySelector("h2")?.textContent).toBe("Liturgy peers of home");
     expect(el.querySelector("#peers-empty")?.textContent).toContain("No liturgy peers to show.");
     expect(el.querySelector("#peers-empty")?.textContent).toContain("tunnels to one peer (192.168.77.2:4500)");
     expect(el.querySelectorAll("li").length).toBe(0);
+  });
+});
+
+describe("redrawing in place", () => {
+  it("keeps the nodes that stay and updates what changed", () => {
+    const s = store();
+    s.profiles = [profile({ name: "home", state: "down" })];
+    const a = actions();
+    const root = document.createElement("div");
+    root.append(renderProfiles(s));
+    delegate(root, a);
+    const sw = root.querySelector(".switch") as HTMLButtonElement;
+    s.profiles = [profile({ name: "home", state: "up", stats: stats() })];
+    morph(root.firstElementChild!, renderProfiles(s));
+    // The same button, now on; its click says so.
+    expect(root.querySelector(".switch")).toBe(sw);
+    expect(sw.getAttribute("aria-checked")).toBe("true");
+    expect(root.querySelector("[data-profile=home]")?.getAttribute("data-shown")).toBe("connected");
+    expect(root.querySelector(".traffic")?.textContent).toBe("↑ 1.5 KiB  ↓ 2.0 MiB");
+    sw.click();
+    expect(a.calls).toEqual([["toggle", "home", true]]);
+    // And back: the traffic line empties.
+    s.profiles = [profile({ name: "home", state: "down" })];
+    morph(root.firstElementChild!, renderProfiles(s));
+    expect(root.querySelector(".switch")).toBe(sw);
+    expect(root.querySelector(".traffic")?.textContent).toBe("");
+    expect(root.querySelectorAll(".switch").length).toBe(1);
   });
 });
 

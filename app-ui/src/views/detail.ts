@@ -7,20 +7,30 @@ import { renderPlot } from "../plot";
 import { formatBytes, formatDuration, formatRate, isOn, shownOf, stageWords } from "../state";
 import type { Store } from "../store";
 import { badge, connectSwitch } from "./parts";
-import { type Actions, linkPanel } from "./profiles";
+import { goTo, linkPanel } from "./profiles";
 
-function fact(label: string, id: string, value: Node | string, raw?: number): HTMLElement {
+function fact(
+  label: string,
+  id: string,
+  value: Node | string,
+  raw?: number,
+  packets?: number,
+): HTMLElement {
   return h(
     "div",
     { class: "fact", id: `fact-${id}` },
     h("dt", {}, label),
-    h("dd", { "data-value": raw ?? null }, value),
+    h("dd", { "data-value": raw ?? null, "data-packets": packets ?? null }, value),
   );
 }
 
-export function renderDetail(store: Store, name: string, actions: Actions, now: number): HTMLElement {
-  const back = h("button", { class: "back", onclick: () => actions.go({ name: "profiles" }) }, "← Profiles");
-  const panel = linkPanel(store, actions);
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+export function renderDetail(store: Store, name: string, now: number): HTMLElement {
+  const back = h("button", { class: "back", ...goTo({ name: "profiles" }) }, "← Profiles");
+  const panel = linkPanel(store);
   if (panel) return h("section", { class: "screen detail" }, back, panel);
   const p = store.profile(name);
   if (!p) {
@@ -34,9 +44,11 @@ export function renderDetail(store: Store, name: string, actions: Actions, now: 
     back,
     h("h2", {}, p.name),
     badge(shown),
-    connectSwitch(p.name, isOn(p), store.pending.has(p.name), (n, o) => actions.toggle(n, o)),
+    connectSwitch(p.name, isOn(p), store.pending.has(p.name)),
   );
-  const facts: HTMLElement[] = [fact("Profile", "mode", `${p.mode} · interface ${p.instance}`)];
+  const facts: HTMLElement[] = [
+    fact("Profile", "mode", `${p.mode} mode · interface ${p.instance}${s ? ` · MTU ${s.mtu}` : ""}`, s?.mtu),
+  ];
   if (s) {
     facts.push(
       fact("Stage", "stage", h("span", { class: "stage" }, stageWords(s).join(" · "))),
@@ -48,17 +60,14 @@ export function renderDetail(store: Store, name: string, actions: Actions, now: 
         s.since_key_exchange_s != null ? `${formatDuration(s.since_key_exchange_s)} ago` : "not yet",
         s.since_key_exchange_s ?? undefined,
       ),
-      fact("Sent", "tx-bytes", `${formatBytes(s.tx.bytes)} · ${s.tx.packets} packets`, s.tx.bytes),
-      fact("Received", "rx-bytes", `${formatBytes(s.rx.bytes)} · ${s.rx.packets} packets`, s.rx.bytes),
-      fact("Packets sent", "tx-packets", String(s.tx.packets), s.tx.packets),
-      fact("Packets received", "rx-packets", String(s.rx.packets), s.rx.packets),
-      fact("MTU", "mtu", String(s.mtu), s.mtu),
+      fact("Sent", "tx", `${formatBytes(s.tx.bytes)} · ${plural(s.tx.packets, "packet")}`, s.tx.bytes, s.tx.packets),
+      fact("Received", "rx", `${formatBytes(s.rx.bytes)} · ${plural(s.rx.packets, "packet")}`, s.rx.bytes, s.rx.packets),
     );
   }
   const rates = store.seriesOf(p.name).rates();
   const last = rates[rates.length - 1];
   const body: (HTMLElement | null)[] = [
-    p.detail ? h("p", { class: "detail" }, p.detail) : null,
+    p.detail ? h("p", { class: "failure" }, p.detail) : null,
     h("dl", { class: "facts" }, facts),
   ];
   if (isOn(p)) {
@@ -83,14 +92,14 @@ export function renderDetail(store: Store, name: string, actions: Actions, now: 
     h(
       "p",
       {},
-      h("button", { class: "link", onclick: () => actions.go({ name: "peers", profile: p.name }) }, "Liturgy peers →"),
+      h("button", { class: "link", id: "to-peers", ...goTo({ name: "peers", profile: p.name }) }, "Liturgy peers →"),
     ),
   );
   return h("section", { class: "screen detail", "data-profile": p.name }, head, ...body);
 }
 
-export function renderPeers(store: Store, name: string, actions: Actions): HTMLElement {
-  const back = h("button", { class: "back", onclick: () => actions.go({ name: "detail", profile: name }) }, `← ${name}`);
+export function renderPeers(store: Store, name: string): HTMLElement {
+  const back = h("button", { class: "back", ...goTo({ name: "detail", profile: name }) }, `← ${name}`);
   const p = store.profile(name);
   const head = h("header", { class: "screen-head" }, back, h("h2", {}, `Liturgy peers of ${name}`));
   const explain =

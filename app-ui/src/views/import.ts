@@ -41,7 +41,12 @@ function fileRow(input: HTMLInputElement, title: string): HTMLElement {
   );
 }
 
-export function mountImport(root: HTMLElement, store: Store, done: (name: string) => void): void {
+/** Mounts the screen; returns a function to call when the store changes. */
+export function mountImport(
+  root: HTMLElement,
+  store: Store,
+  done: (name: string) => void,
+): (what: string) => void {
   let tab: "conf" | "vicar" = "conf";
   const result = h("div", { class: "result", id: "import-result" });
   const showError = (e: AppError, remembered = false, forget?: () => void) =>
@@ -197,18 +202,28 @@ export function mountImport(root: HTMLElement, store: Store, done: (name: string
     replace(result);
   };
   draw();
+  const note = h("p", { class: "muted", id: "import-note" });
+  const drawNote = () =>
+    replace(
+      note,
+      store.link.state === "up" && store.link.privilege === "member"
+        ? "Importing needs the service's admin group (or root); the service will say which group if you are not in it."
+        : null,
+    );
+  drawNote();
   replace(
     root,
     h(
       "section",
       { class: "screen import" },
       h("header", { class: "screen-head" }, h("h2", {}, "Import a profile")),
-      store.link.state === "up" && store.link.privilege === "member"
-        ? h("p", { class: "muted" }, "Importing needs the service's admin group (or root); the service will say which group if you are not in it.")
-        : null,
+      note,
       tabs,
       body,
       result,
     ),
   );
+  return (what) => {
+    if (what === "link") drawNote();
+  };
 }

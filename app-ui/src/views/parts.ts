@@ -23,13 +23,8 @@ export function badge(shown: Shown): HTMLElement {
   );
 }
 
-/** The connect switch of a profile. */
-export function connectSwitch(
-  name: string,
-  on: boolean,
-  busy: boolean,
-  toggle: (name: string, on: boolean) => void,
-): HTMLButtonElement {
+/** The connect switch of a profile (acts through `data-action`). */
+export function connectSwitch(name: string, on: boolean, busy: boolean): HTMLButtonElement {
   return h(
     "button",
     {
@@ -37,21 +32,21 @@ export function connectSwitch(
       role: "switch",
       "aria-checked": on ? "true" : "false",
       "aria-label": `${on ? "Disconnect" : "Connect"} ${name}`,
-      "data-action": on ? "disconnect" : "connect",
+      "data-action": "toggle",
+      "data-name": name,
+      "data-on": on ? "true" : "false",
       disabled: busy,
-      onclick: () => toggle(name, on),
     },
     h("span", { class: "knob", "aria-hidden": "true" }),
     h("span", { class: "label" }, on ? "On" : "Off"),
   );
 }
 
-/** An error as a box: title, sentence, the file line, steps, commands. */
-export function errorBox(
-  e: AppError,
-  ctx: Context,
-  extra: { retry?: () => void; forget?: () => void } = {},
-): HTMLElement {
+/**
+ * An error as a box: title, sentence, the file line, steps, commands.
+ * Its "Try again" acts through `data-action="retry"`.
+ */
+export function errorBox(e: AppError, ctx: Context, extra: { forget?: () => void } = {}): HTMLElement {
   const a = explain(e, ctx);
   const steps = a.steps.map((s) => {
     const cmd = a.commands.find((c) => s.includes(c));
@@ -76,7 +71,7 @@ export function errorBox(
     h(
       "div",
       { class: "actions" },
-      a.retry && extra.retry && h("button", { class: "retry", onclick: extra.retry }, "Try again"),
+      a.retry && h("button", { class: "retry", "data-action": "retry" }, "Try again"),
       a.id === "passphrase" &&
         ctx.remembered &&
         extra.forget &&

@@ -13,18 +13,53 @@ export interface Actions {
   retry(): void;
 }
 
+/** Attributes of a button that opens `screen`. */
+export function goTo(screen: Screen): Record<string, string> {
+  return {
+    "data-action": "go",
+    "data-screen": screen.name,
+    "data-target": "profile" in screen ? screen.profile : "",
+  };
+}
+
+/**
+ * Carries out the `data-action` of the element clicked in `root` (the
+ * screens are redrawn in place, so their buttons hold no listeners).
+ */
+export function delegate(root: HTMLElement, actions: Actions): void {
+  root.addEventListener("click", (ev) => {
+    const el = (ev.target as Element | null)?.closest<HTMLElement>("[data-action]");
+    if (!el || !root.contains(el) || (el as HTMLButtonElement).disabled) return;
+    const d = el.dataset;
+    switch (d.action) {
+      case "toggle":
+        if (d.name) actions.toggle(d.name, d.on === "true");
+        break;
+      case "retry":
+        actions.retry();
+        break;
+      case "go": {
+        const name = d.screen as Screen["name"];
+        const profile = d.target ?? "";
+        actions.go(name === "detail" || name === "peers" ? { name, profile } : ({ name } as Screen));
+        break;
+      }
+    }
+  });
+}
+
 /** The service link's problem as a full panel (null when connected). */
-export function linkPanel(store: Store, actions: Actions): HTMLElement | null {
+export function linkPanel(store: Store): HTMLElement | null {
   const l = store.link;
   if (l.state === "up") return null;
   if (l.state === "connecting") {
     return h("div", { class: "link-wait" }, `Reaching the Chantry service at ${l.socket}…`);
   }
-  return errorBox(l.error, { user: store.info.user }, { retry: () => actions.retry() });
+  return errorBox(l.error, { user: store.info.user });
 }
 
-export function renderProfiles(store: Store, actions: Actions): HTMLElement {
-  const panel = linkPanel(store, actions);
+export function renderProfiles(store: Store): HTMLElement {
+  const panel = linkPanel(store);
   const head = h("header", { class: "screen-head" }, h("h2", {}, "Profiles"));
   if (panel) return h("section", { class: "screen profiles" }, head, panel);
   if (store.profiles.length === 0) {
@@ -41,37 +76,33 @@ export function renderProfiles(store: Store, actions: Actions): HTMLElement {
           {},
           "Import a sanctum.conf with its key file, or a vicar profile from your cathedral's operator.",
         ),
-        h("button", { class: "primary", onclick: () => actions.go({ name: "import" }) }, "Import…"),
+        h("button", { class: "primary", ...goTo({ name: "import" }) }, "Import…"),
       ),
     );
   }
   const cards = store.profiles.map((p) => {
     const shown = shownOf(p);
     const on = isOn(p);
-    const traffic = p.stats
-      ? h(
-          "span",
-          { class: "traffic" },
-          `↑ ${formatBytes(p.stats.tx.bytes)}  ↓ ${formatBytes(p.stats.rx.bytes)}`,
-        )
-      : null;
+    // The same children in the same order whatever the state, so a
+    // redraw in place keeps each node (the switch above all).
+    const traffic = h(
+      "span",
+      { class: "traffic" },
+      p.stats ? `↑ ${formatBytes(p.stats.tx.bytes)}  ↓ ${formatBytes(p.stats.rx.bytes)}` : "",
+    );
     return h(
       "article",
       { class: `profile ${shown}`, "data-profile": p.name, "data-shown": shown },
       h(
         "button",
-        {
-          class: "open",
-          title: `Details of ${p.name}`,
-          onclick: () => actions.go({ name: "detail", profile: p.name }),
-        },
+        { class: "open", title: `Details of ${p.name}`, ...goTo({ name: "detail", profile: p.name }) },
         h("span", { class: "name" }, p.name),
         h("span", { class: "sub" }, `${p.mode} · ${p.instance}`),
       ),
       badge(shown),
       traffic,
-      p.state === "failed" && p.detail ? h("p", { class: "detail" }, p.detail) : null,
-      connectSwitch(p.name, on, store.pending.has(p.name), (n, o) => actions.toggle(n, o)),
+      connectSwitch(p.name, on, store.pending.has(p.name)),
+      p.state === "failed" && p.detail ? h("p", { class: "failure" }, p.detail) : null,
     );
   });
   return h("section", { class: "screen profiles" }, head, h("div", { class: "cards" }, cards));

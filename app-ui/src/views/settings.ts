@@ -41,7 +41,7 @@ export function mountSettings(root: HTMLElement, store: Store): (what: string) =
         }
         void drawApp();
       }),
-      err != null && h("p", { class: "muted" }, `Start at login is not available: ${asAppError(err).kind === "other" ? (asAppError(err) as { detail: string }).detail : ""}`),
+      err != null && h("p", { class: "muted" }, `Start at login is not available here: ${String(asAppError(err).kind === "other" ? (asAppError(err) as { detail: string }).detail : asAppError(err).kind)}`),
     );
   };
 
