@@ -78,17 +78,13 @@ impl Desktop {
         require("trayer", "trayer");
         require("xdotool", "xdotool");
         require("import", "imagemagick");
-        let n = (90..140)
-            .find(|n| {
-                !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                    && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            })
-            .expect("a free X display number");
-        let display = format!(":{n}");
+        // Xvfb picks a free display and writes its number when it is
+        // ready to take clients.
         let log = fs::File::create(dir.join("xvfb.log")).expect("log");
-        let xvfb = Command::new("Xvfb")
+        let mut xvfb = Command::new("Xvfb")
             .args([
-                &display,
+                "-displayfd",
+                "1",
                 "-screen",
                 "0",
                 &format!("{}x{}x24", SCREEN.0, SCREEN.1),
@@ -96,31 +92,29 @@ impl Desktop {
                 "tcp",
                 "-ac",
             ])
-            .stdout(log.try_clone().expect("log"))
+            .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .expect("Xvfb");
+        let out = xvfb.stdout.take().expect("Xvfb stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+            let _ = tx.send(line);
+        });
         let xvfb = Proc(Some(xvfb));
-        // Ready when it answers a client.
-        let begin = Instant::now();
-        loop {
-            let answered = Command::new("xdotool")
-                .arg("getdisplaygeometry")
-                .env("DISPLAY", &display)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if answered {
-                break;
-            }
-            assert!(
-                begin.elapsed() < Duration::from_secs(10),
-                "Xvfb did not start: {}",
-                fs::read_to_string(dir.join("xvfb.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let n: u32 = rx
+            .recv_timeout(Duration::from_secs(15))
+            .ok()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "Xvfb did not start: {}",
+                    fs::read_to_string(dir.join("xvfb.log")).unwrap_or_default()
+                )
+            });
+        let display = format!(":{n}");
         let log = fs::File::create(dir.join("trayer.log")).expect("log");
         let trayer = Command::new("trayer")
             .args([

@@ -51,6 +51,7 @@ impl Accounts {
         for g in [GROUP, ADMIN_GROUP] {
             sh(&["groupadd", "-f", g]);
         }
+        let _ = Command::new("pkill").args(["-KILL", "-u", USER]).output();
         let _ = Command::new("userdel").arg(USER).output();
         sh(&[
             "useradd",
@@ -72,6 +73,10 @@ impl Accounts {
 
 impl Drop for Accounts {
     fn drop(&mut self) {
+        // What the app's session left running (the accessibility bus that
+        // GTK starts) would keep userdel from removing the user.
+        let _ = Command::new("pkill").args(["-KILL", "-u", USER]).output();
+        std::thread::sleep(Duration::from_millis(200));
         let _ = Command::new("userdel").arg(USER).output();
         for g in [GROUP, ADMIN_GROUP] {
             let _ = Command::new("groupdel").arg(g).output();
@@ -132,6 +137,60 @@ struct UserEnv {
     vars: Vec<(String, String)>,
 }
 
+impl UserEnv {
+    /// The session of the test user: its home and runtime dir, the
+    /// display and bus, no GPU, the service's socket.
+    fn new(
+        home: &Path,
+        runtime: &Path,
+        desk: &Desktop,
+        bus: &SessionBus,
+        socket: &Path,
+    ) -> UserEnv {
+        UserEnv {
+            vars: vec![
+                ("HOME".into(), home.display().to_string()),
+                ("USER".into(), USER.into()),
+                ("LOGNAME".into(), USER.into()),
+                ("XDG_RUNTIME_DIR".into(), runtime.display().to_string()),
+                ("DISPLAY".into(), desk.display.clone()),
+                ("DBUS_SESSION_BUS_ADDRESS".into(), bus.address.clone()),
+                ("GDK_BACKEND".into(), "x11".into()),
+                ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
+                ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
+                ("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()),
+                ("NO_AT_BRIDGE".into(), "1".into()),
+                ("CHANTRY_SOCKET".into(), socket.display().to_string()),
+                ("RUST_LOG".into(), "info".into()),
+                ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            ],
+        }
+    }
+
+    /// `runuser -u USER -- env VARS program`.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", USER, "--", "env"]);
+        for (k, v) in &self.vars {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.arg(program);
+        cmd
+    }
+}
+
+/// A home and a runtime dir of the test user's in `dir`.
+fn user_dirs(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let home = dir.join("home");
+    let runtime = dir.join("xdg");
+    for d in [&home, &runtime] {
+        fs::create_dir_all(d).expect("dir");
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).expect("chmod");
+        chown_user(d);
+    }
+    (home, runtime)
+}
+
 /// tauri-driver (and through it WebKitWebDriver and the app) as the test
 /// user, with its log.
 struct Driver {
@@ -157,13 +216,8 @@ impl Driver {
         let native = free_port();
         let log = dir.join(format!("driver{n}.log"));
         let file = fs::File::create(&log).expect("log");
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", USER, "--", "env"]);
-        for (k, v) in &env.vars {
-            cmd.arg(format!("{k}={v}"));
-        }
-        cmd.arg(&tauri_driver)
-            .args(["--port", &port.to_string()])
+        let mut cmd = env.command(&tauri_driver);
+        cmd.args(["--port", &port.to_string()])
             .args(["--native-port", &native.to_string()])
             .arg("--native-driver")
             .arg(&webkit)
@@ -340,13 +394,7 @@ fn the_app_imports_connects_and_follows_the_tunnel_with_its_tray() {
     fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
 
     // The user's session: a home and a runtime dir of its own.
-    let home = dir.join("home");
-    let runtime = dir.join("xdg");
-    for d in [&home, &runtime] {
-        fs::create_dir_all(d).expect("dir");
-        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).expect("chmod");
-        chown_user(d);
-    }
+    let (home, runtime) = user_dirs(&dir);
 
     // The tunnel: the service's profile (side a) and its peer (side b).
     let conf_a = Conf {
@@ -393,24 +441,7 @@ fn the_app_imports_connects_and_follows_the_tunnel_with_its_tray() {
     let desk = Desktop::start(&dir.0);
     let bus = SessionBus::start(USER, &runtime);
     let socket = dir.join("run/chantryd.sock");
-    let env = UserEnv {
-        vars: vec![
-            ("HOME".into(), home.display().to_string()),
-            ("USER".into(), USER.into()),
-            ("LOGNAME".into(), USER.into()),
-            ("XDG_RUNTIME_DIR".into(), runtime.display().to_string()),
-            ("DISPLAY".into(), desk.display.clone()),
-            ("DBUS_SESSION_BUS_ADDRESS".into(), bus.address.clone()),
-            ("GDK_BACKEND".into(), "x11".into()),
-            ("WEBKIT_DISABLE_DMABUF_RENDERER".into(), "1".into()),
-            ("WEBKIT_DISABLE_COMPOSITING_MODE".into(), "1".into()),
-            ("LIBGL_ALWAYS_SOFTWARE".into(), "1".into()),
-            ("NO_AT_BRIDGE".into(), "1".into()),
-            ("CHANTRY_SOCKET".into(), socket.display().to_string()),
-            ("RUST_LOG".into(), "info".into()),
-            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
-        ],
-    };
+    let env = UserEnv::new(&home, &runtime, &desk, &bus, &socket);
 
     // 1. Not in the group yet, and no service: the app says what to do.
     let mut service;
@@ -754,4 +785,135 @@ fn the_app_imports_connects_and_follows_the_tunnel_with_its_tray() {
     drop(drv);
     drop(bus);
     drop(desk);
+}
+
+/// Where a StatusNotifierWatcher is on the session bus (KDE, GNOME with
+/// the AppIndicator extension), the app's tray registers a
+/// StatusNotifierItem with it instead of an XEmbed icon, and the icon it
+/// names is the state's picture (red: here the service does not run).
+#[test]
+fn the_tray_is_a_status_notifier_item_where_a_watcher_runs() {
+    let app = app_binary();
+    let python = PathBuf::from("/usr/bin/python3");
+    let gi = Command::new(&python)
+        .args(["-c", "import gi"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        gi,
+        "/usr/bin/python3 cannot import gi: install Debian's python3-gi (scripts/test-gui.sh does)"
+    );
+    let _accounts = Accounts::create();
+    let dir = TempDir::new();
+    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
+    let (home, runtime) = user_dirs(&dir);
+    let desk = Desktop::start(&dir.0);
+    let bus = SessionBus::start(USER, &runtime);
+    let env = UserEnv::new(&home, &runtime, &desk, &bus, &dir.join("no-service.sock"));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gui/sni_watcher.py");
+    let watcher_log = dir.join("watcher.log");
+    let file = fs::File::create(&watcher_log).expect("log");
+    let mut cmd = env.command(&python);
+    cmd.arg(&script)
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file);
+    let watcher = Proc(Some(cmd.spawn().expect("watcher")));
+    let wait_log = |needle: &str, what: &str| -> String {
+        let begin = Instant::now();
+        loop {
+            let text = fs::read_to_string(&watcher_log).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                begin.elapsed() < Duration::from_secs(20),
+                "{what}: the watcher printed {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_log("watcher ready", "no StatusNotifierWatcher");
+
+    let app_log = dir.join("app.log");
+    let file = fs::File::create(&app_log).expect("log");
+    let mut cmd = env.command(&app);
+    cmd.stdout(file.try_clone().expect("log")).stderr(file);
+    let app_proc = Proc(Some(cmd.spawn().expect("the app")));
+    let text = wait_log("registered ", "the app registered no StatusNotifierItem");
+    assert!(
+        text.contains("/org/ayatana/NotificationItem/"),
+        "registration: {text}"
+    );
+
+    // No XEmbed icon while the watcher is there.
+    for _ in 0..10 {
+        let (_, _, px) = desk.tray_pixels(&dir.0);
+        let (look, counts) = classify(&px);
+        assert_eq!(
+            look,
+            TrayLook::Empty,
+            "an XEmbed icon beside the SNI one: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The item's icon: the error picture (no service at that socket).
+    let begin = Instant::now();
+    while !fs::read_to_string(&app_log)
+        .unwrap_or_default()
+        .contains("the service is not running")
+    {
+        assert!(
+            begin.elapsed() < Duration::from_secs(20),
+            "the app never showed the error: {}",
+            fs::read_to_string(&app_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = wait_log("watcher ready pid=", "no watcher pid")
+        .lines()
+        .find_map(|l| l.strip_prefix("watcher ready pid="))
+        .map(str::to_owned)
+        .expect("pid");
+    let icon = {
+        let begin = Instant::now();
+        loop {
+            let before = fs::read_to_string(&watcher_log).unwrap_or_default().len();
+            let _ = Command::new("kill").args(["-USR1", &pid]).status();
+            std::thread::sleep(Duration::from_millis(300));
+            let text = fs::read_to_string(&watcher_log).unwrap_or_default();
+            let fresh = text.get(before..).unwrap_or_default();
+            let status = fresh.lines().find_map(|l| l.strip_prefix("Status="));
+            let icon = fresh.lines().find_map(|l| l.strip_prefix("IconName="));
+            if let (Some("Active"), Some(icon)) = (status, icon) {
+                break PathBuf::from(icon);
+            }
+            assert!(
+                begin.elapsed() < Duration::from_secs(20),
+                "no active item with an icon: {text}"
+            );
+        }
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let o = Command::new("convert")
+        .arg(&icon)
+        .args(["-depth", "8", "rgb:-"])
+        .output()
+        .expect("convert");
+    assert!(
+        o.status.success(),
+        "icon {} is not an image",
+        icon.display()
+    );
+    let (look, counts) = classify(&o.stdout);
+    assert_eq!(
+        look,
+        TrayLook::Error,
+        "the item's icon {}: {counts:?}",
+        icon.display()
+    );
+    drop(app_proc);
+    drop(watcher);
 }
