@@ -34,7 +34,7 @@ if [ "$mode" != e2e ]; then
 XX
     ensure_packages build-essential pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
         librsvg2-dev libxdo-dev libssl-dev webkit2gtk-driver xvfb trayer xdotool dbus dbus-x11 \
-        imagemagick python3-gi iproute2 iputils-ping
+        imagemagick python3-gi gnome-keyring iproute2 iputils-ping
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         echo "error: node and npm are needed for the app's front end (vite 8 wants Node.js 20.19 or newer)" >&2
         exit 1

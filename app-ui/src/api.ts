@@ -42,7 +42,7 @@ export const api = {
     config: string;
     autoConnect: boolean;
     alwaysOn: boolean;
-  }) => invoke<void>("import_vicar", a),
+  }) => invoke<{ remembered: boolean; keyring_error: AppError | null }>("import_vicar", a),
   remembered: (name: string) => invoke<boolean>("remembered", { name }),
   forgetPassphrase: (name: string) => invoke<void>("forget_passphrase", { name }),
   edit: (name: string, autoConnect: boolean | null, alwaysOn: boolean | null) =>

@@ -128,9 +128,15 @@ export async function start(root: HTMLElement): Promise<void> {
           return;
         }
         if (s.name === "import") {
-          const update = mountImport(screenEl, store, (name) => {
+          const update = mountImport(screenEl, store, (name, after) => {
             store.go({ name: "profiles" });
-            store.notify({ kind: "ok", text: `Imported ${name}.` });
+            if (after?.keyring_error) {
+              // Imported, but the passphrase could not be kept.
+              store.notify({ kind: "error", error: after.keyring_error });
+            } else {
+              const kept = after?.remembered ? " Its passphrase is remembered in your keyring." : "";
+              store.notify({ kind: "ok", text: `Imported ${name}.${kept}` });
+            }
           });
           mounted = { screen: "import", update };
         } else if (s.name === "logs") {

@@ -140,6 +140,16 @@ pub async fn import_conf(
     Ok(name)
 }
 
+/// What came of a vicar import besides the profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct VicarImported {
+    /// The typed passphrase is now in the OS keyring.
+    pub remembered: bool,
+    /// Why it could not be remembered (the profile is imported all the
+    /// same).
+    pub keyring_error: Option<AppError>,
+}
+
 /// Imports a vicar profile: the file, its passphrase (typed, or the one
 /// remembered for `name`), and the sanctum.conf lines it does not hold.
 /// A typed passphrase is remembered in the OS keyring once the service
@@ -155,7 +165,7 @@ pub async fn import_vicar(
     config: String,
     auto_connect: bool,
     always_on: bool,
-) -> Res<()> {
+) -> Res<VicarImported> {
     let name = name.trim().to_owned();
     if name.is_empty() {
         return Err(AppError::other("give the profile a name"));
@@ -174,12 +184,23 @@ pub async fn import_vicar(
         }))
         .await;
     match result {
-        Ok(()) => {
-            if remember && typed {
-                state.secrets.set(&name, &pass)?;
+        Ok(()) => Ok(if remember && typed {
+            match state.secrets.set(&name, &pass) {
+                Ok(()) => VicarImported {
+                    remembered: true,
+                    keyring_error: None,
+                },
+                Err(e) => VicarImported {
+                    remembered: false,
+                    keyring_error: Some(e),
+                },
             }
-            Ok(())
-        }
+        } else {
+            VicarImported {
+                remembered: false,
+                keyring_error: None,
+            }
+        }),
         Err(
             e @ AppError::Refused {
                 code: ErrorCode::Invalid,

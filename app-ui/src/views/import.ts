@@ -45,12 +45,14 @@ function fileRow(input: HTMLInputElement, title: string): HTMLElement {
 export function mountImport(
   root: HTMLElement,
   store: Store,
-  done: (name: string) => void,
+  done: (name: string, after?: { remembered: boolean; keyring_error: AppError | null }) => void,
 ): (what: string) => void {
   let tab: "conf" | "vicar" = "conf";
   const result = h("div", { class: "result", id: "import-result" });
-  const showError = (e: AppError, remembered = false, forget?: () => void) =>
+  const showError = (e: AppError, remembered = false, forget?: () => void) => {
     replace(result, errorBox(e, { user: store.info.user, remembered }, { forget }));
+    result.scrollIntoView({ block: "nearest" });
+  };
 
   // sanctum.conf
   const confPath = h("input", { id: "conf-path", type: "text", placeholder: "/path/to/sanctum.conf", spellcheck: "false" });
@@ -118,8 +120,9 @@ export function mountImport(
   const vicarKill = h("input", { id: "vicar-kill", type: "checkbox" });
   const rememberedNote = h("small", { class: "hint", id: "vicar-remembered" });
   let remembered = false;
+  const vicarNameOf = () => vicarName.value.trim() || vicarName.placeholder;
   const checkRemembered = async () => {
-    const name = vicarName.value.trim();
+    const name = vicarNameOf();
     remembered = name ? await api.remembered(name).catch(() => false) : false;
     pass.placeholder = remembered ? "remembered: leave empty to use it" : "";
     replace(
@@ -141,10 +144,9 @@ export function mountImport(
   };
   vicarName.addEventListener("change", checkRemembered);
   vicarPath.addEventListener("change", () => {
-    if (!vicarName.value) {
-      vicarName.value = stem(vicarPath.value.trim());
-      void checkRemembered();
-    }
+    // The file's name is the default, shown until a name is typed.
+    vicarName.placeholder = stem(vicarPath.value.trim());
+    if (!vicarName.value) void checkRemembered();
   });
   const vicarForm = h(
     "form",
@@ -166,9 +168,9 @@ export function mountImport(
   vicarForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     replace(result, h("p", { class: "muted" }, "Opening the vicar profile…"));
-    const name = vicarName.value.trim();
+    const name = vicarNameOf();
     try {
-      await api.importVicar({
+      const after = await api.importVicar({
         name,
         vicarPath: vicarPath.value.trim(),
         passphrase: pass.value || null,
@@ -179,7 +181,7 @@ export function mountImport(
       });
       pass.value = "";
       replace(result);
-      done(name);
+      done(name, after);
     } catch (e) {
       const err = asAppError(e);
       showError(err, remembered, async () => {
