@@ -5,9 +5,12 @@
 //! shared memory, an fd handed over by the guardian, or a sandbox syscall
 //! needs it, each use with a SAFETY comment.
 
+pub mod cathedral_tool;
 pub mod control;
+pub mod feed;
 pub mod guardian;
 pub mod platform;
+pub mod report;
 pub mod role;
 pub mod roles;
 pub mod sandbox;

@@ -6,14 +6,16 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chantry_core::cathedral::{CathedralClient, CathedralEvent, ClientConfig};
+use chantry_core::cathedral::{CathedralClient, ClientConfig};
 use chantry_core::entropy::OsEntropy;
 use chantry_core::exchange::{ExchangeConfig, KeyExchange, RxStatus};
 use chantry_core::kdf;
+use chantry_core::secret::Key32;
 use chantry_core::time::Instant;
 use chantry_core::wire::offer::{self, Magic, PacketKind};
 
 use super::Role0;
+use super::chapel_cathedral;
 use super::keying::{self, KeyOut};
 use super::runtime::{self, BATCH};
 use crate::shm::{self, KeyMsg, Meta};
@@ -33,17 +35,22 @@ pub fn run(mut r: Role0) -> Result<()> {
     };
     let mut shroud_rx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryRx)?);
     let mut shroud_tx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryTx)?);
+    let report = match r.settings.cathedral_client {
+        Some(_) => Some(std::fs::File::from(r.fds.take(Slot::Report)?)),
+        None => None,
+    };
     let (wake, state) = r.enter()?;
     let s = &r.settings;
     let mut rng = OsEntropy;
+    let mut duties = None;
     let (secret, mut cathedral) = match &s.cathedral_client {
         None => (keying::read_secret(secret_fd)?, None),
         Some(c) => {
-            let (secret, cs, cosk) = keying::read_client_keys(secret_fd)?;
+            let keys = keying::read_client_keys(secret_fd)?;
             let mut cfg = ClientConfig::new(
                 c.cathedral_id,
-                cs,
-                cosk,
+                keys.cs,
+                keys.cosk,
                 c.flock_src,
                 s.tunnel_id,
                 c.cathedral,
@@ -51,11 +58,27 @@ pub fn run(mut r: Role0) -> Result<()> {
             cfg.flock_dst = c.flock_dst;
             cfg.nat_port = c.nat_port;
             cfg.peer_configured = s.peer_configured;
+            cfg.has_kek = keys.kek.is_some();
+            cfg.remembrance = c.remembrance;
+            cfg.failover = c.failover.clone();
             let client =
                 CathedralClient::new(cfg, runtime::now(), &mut rng).context("cathedral client")?;
+            duties = Some(chapel_cathedral::Duties {
+                kek: keys.kek,
+                report,
+                flock_src: c.flock_src,
+                flock_dst: c.flock_dst,
+                tunnel: s.tunnel_id,
+                generation: 0,
+                peer_configured: s.peer_configured,
+            });
+            // Without a secret file yet (a `kek` is then configured) the
+            // exchange waits for the first ambry anyway.
+            let secret = keys.secret.unwrap_or_else(|| Key32::new([0; 32]));
             (secret, Some(client))
         }
     };
+    let kek_configured = duties.as_ref().is_some_and(|d| d.kek.is_some());
     if s.shroud {
         let key = kdf::peer_shroud_key(&secret, s.flock_src, s.flock_dst);
         keying::send(&mut shroud_rx, &KeyMsg::ShroudRx { key: key.clone() });
@@ -69,6 +92,9 @@ pub fn run(mut r: Role0) -> Result<()> {
     };
     let mut ex = KeyExchange::new(cfg, secret, &mut rng);
     ex.set_peer_known(state.peer().is_some());
+    // With a KEK no exchange starts before the first ambry of this
+    // lifetime, as in the reference (behaviour.md §7.2).
+    ex.require_ambry(kek_configured);
     tracing::info!(
         instance = format_args!("{:016x}", ex.instance_id()),
         "chapel ready"
@@ -133,7 +159,11 @@ pub fn run(mut r: Role0) -> Result<()> {
             }
         }
         ex.poll(now, &mut rng);
+        let mut new_rx = None;
         while let Some(cmd) = ex.poll_key() {
+            if let chantry_core::exchange::KeyCommand::InstallRx(k) = &cmd {
+                new_rx = Some(k.spi);
+            }
             if matches!(cmd, chantry_core::exchange::KeyCommand::Erase)
                 && !r.settings.peer_configured
             {
@@ -144,10 +174,20 @@ pub fn run(mut r: Role0) -> Result<()> {
             keys.apply(cmd);
         }
         let mut sent = false;
-        while let Some(offer) = ex.poll_transmit() {
-            sent |= offers_out.push(Meta::default(), &offer).is_ok();
-        }
         if let Some(c) = cathedral.as_mut() {
+            if let Some(spi) = new_rx {
+                // A relaying cathedral forwards data only for SPIs the
+                // receiver reported: tell it before the peer can use the
+                // new key (this INFO leaves before our offers below).
+                let (active, _) = state.rx_spis();
+                c.set_rx_spis(active, spi);
+                c.send_info_now(now, &mut rng);
+            }
+            while let Some(e) = c.poll_event() {
+                if let Some(d) = duties.as_mut() {
+                    d.handle(e, now, &state, &mut ex, c, &mut rng);
+                }
+            }
             while let Some(tx) = c.poll_transmit() {
                 let meta = Meta {
                     addr: Some(tx.destination),
@@ -155,9 +195,9 @@ pub fn run(mut r: Role0) -> Result<()> {
                 };
                 sent |= offers_out.push(meta, &tx.datagram).is_ok();
             }
-            while let Some(e) = c.poll_event() {
-                cathedral_event(e, &state, &mut ex, r.settings.peer_configured);
-            }
+        }
+        while let Some(offer) = ex.poll_transmit() {
+            sent |= offers_out.push(Meta::default(), &offer).is_ok();
         }
         if sent {
             offers_out.wake();
@@ -178,33 +218,6 @@ pub fn run(mut r: Role0) -> Result<()> {
         };
         let timeout = deadline.map_or(TICK, |d| runtime::until(d, now).min(TICK));
         shm::sleep(&mut [&mut offers_in], &wake, &[], Some(timeout))?;
-    }
-}
-
-/// What chapel does with the cathedral's word (behaviour.md §7.2): an
-/// INFO names where the peer is (the cathedral itself while relaying);
-/// ambries, remembrance and failover are not handled yet.
-fn cathedral_event(
-    e: CathedralEvent,
-    state: &super::shared::Shared,
-    ex: &mut KeyExchange,
-    peer_configured: bool,
-) {
-    match e {
-        CathedralEvent::PeerInfo(info) => {
-            if let Some(peer) = info.peer
-                && !peer_configured
-                && state.peer() != Some(peer)
-            {
-                state.set_peer(Some(peer));
-                ex.set_peer_known(true);
-                tracing::info!(%peer, relayed = info.relayed, "peer address from the cathedral");
-            }
-        }
-        CathedralEvent::Unresponsive { cathedral } => {
-            tracing::warn!(%cathedral, "cathedral unresponsive for 45 s");
-        }
-        other => tracing::info!(event = ?other, "cathedral event not handled yet"),
     }
 }
 

@@ -1,0 +1,128 @@
+//! What chapel does with its cathedral's word (behaviour.md §7.2, §7.3):
+//!
+//! * INFO: where the peer is (the cathedral itself while relaying).
+//! * AMBRY (with a `kek`): unwrap the entry (crypto.md §12.3) into the new
+//!   shared secret, report it to the guardian, which writes the `secret`
+//!   file (chapel has no file access), report the new generation in INFO,
+//!   and start an exchange under the new secret at once (the 75 s
+//!   renegotiation window runs in the exchange). The old keys carry
+//!   traffic until the new ones are installed, so nothing is interrupted.
+//! * REMEMBRANCE: the client has taken the list as its failover list; the
+//!   file bytes go to the guardian, which writes `cathedral_remembrance`.
+//! * Unresponsive / Switched: logged; the new cathedral's INFO replies
+//!   move the peer address (the client already sends there).
+
+use std::io::Write;
+
+use chantry_core::ambry::Unwrapper;
+use chantry_core::cathedral::{CathedralClient, CathedralEvent};
+use chantry_core::entropy::Entropy;
+use chantry_core::exchange::KeyExchange;
+use chantry_core::secret::Key32;
+use chantry_core::time::Now;
+
+use crate::report::Report;
+
+/// Chapel's cathedral duties beyond the client state machine.
+pub struct Duties {
+    /// The base KEK, if configured.
+    pub kek: Option<Key32>,
+    /// The pipe to the guardian.
+    pub report: Option<std::fs::File>,
+    /// Own flock (with domain byte).
+    pub flock_src: u64,
+    /// Peer flock (with domain byte).
+    pub flock_dst: u64,
+    /// Own tunnel id.
+    pub tunnel: u16,
+    /// The installed ambry generation (0: none in this lifetime).
+    pub generation: u32,
+    /// A `peer` line was given: cathedral INFO never moves the peer.
+    pub peer_configured: bool,
+}
+
+impl std::fmt::Debug for Duties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Duties")
+            .field("kek", &self.kek.is_some())
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Duties {
+    /// Acts on one event of the cathedral client.
+    pub fn handle(
+        &mut self,
+        e: CathedralEvent,
+        now: Now,
+        state: &super::shared::Shared,
+        ex: &mut KeyExchange,
+        client: &mut CathedralClient,
+        rng: &mut dyn Entropy,
+    ) {
+        match e {
+            CathedralEvent::PeerInfo(info) => {
+                if let Some(peer) = info.peer
+                    && !self.peer_configured
+                    && state.peer() != Some(peer)
+                {
+                    state.set_peer(Some(peer));
+                    ex.set_peer_known(true);
+                    tracing::info!(%peer, relayed = info.relayed, "peer address from the cathedral");
+                }
+            }
+            CathedralEvent::Ambry(body) => {
+                let Some(kek) = self.kek.as_ref() else {
+                    return;
+                };
+                let unwrapper = Unwrapper {
+                    base_kek: kek,
+                    flock_src: self.flock_src,
+                    flock_dst: self.flock_dst,
+                    tunnel: self.tunnel,
+                    current_generation: self.generation,
+                };
+                match unwrapper.unwrap(&body, now.wall) {
+                    Ok(secret) => {
+                        self.generation = body.generation;
+                        client.set_ambry_generation(body.generation);
+                        self.send(&Report::Ambry {
+                            generation: body.generation,
+                            secret: secret.clone(),
+                        });
+                        ex.ambry_switch(now, secret, rng);
+                        tracing::info!(
+                            generation = format_args!("{:08x}", body.generation),
+                            "ambry generation active: rekeying under the new secret"
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ambry refused"),
+                }
+            }
+            CathedralEvent::Remembrance(update) => {
+                tracing::info!(cathedrals = ?update.entries, "remembrance list from the cathedral");
+                self.send(&Report::Remembrance(Box::new(update.file)));
+            }
+            CathedralEvent::Unresponsive { cathedral } => {
+                tracing::warn!(%cathedral, "cathedral unresponsive for 45 s");
+            }
+            CathedralEvent::Switched { from, to } => {
+                tracing::warn!(%from, %to, "failing over to the next remembered cathedral");
+            }
+            CathedralEvent::Ignored { offer_type, reason } => {
+                tracing::debug!(offer_type, ?reason, "cathedral offer ignored");
+            }
+            other => tracing::debug!(event = ?other, "cathedral event not used by a tunnel"),
+        }
+    }
+
+    /// Writes one report to the guardian (one write below PIPE_BUF).
+    fn send(&mut self, r: &Report) {
+        if let Some(p) = self.report.as_mut()
+            && let Err(e) = p.write_all(&r.encode())
+        {
+            tracing::error!(error = %e, "could not report to the guardian");
+        }
+    }
+}
