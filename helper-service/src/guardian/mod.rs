@@ -263,10 +263,10 @@ fn handle_reports(reports: &mut crate::report::Reader, files: &crate::report::Re
                 };
                 match files.apply(&report) {
                     Ok(Some(path)) => {
-                        tracing::info!(file = %path.display(), what, "written");
+                        tracing::info!(file = %path.display(), "{what} written");
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::error!(error = %e, what, "could not write"),
+                    Err(e) => tracing::error!(error = %e, "{what}: could not write the file"),
                 }
             }
             Err(e) => {

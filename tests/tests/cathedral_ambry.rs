@@ -1,0 +1,245 @@
+//! Ambry rollover through a chantryd cathedral (behaviour.md §7.2, §8.6,
+//! §8.11): two clients with a `kek` and no secret file start, get their
+//! first ambry from the cathedral's bundle, key and ping through the
+//! relay. The operator then writes a new bundle generation with
+//! `chantry-cathedral`; the cathedral notices the new file, both clients
+//! install the new secret (their secret files change) and rekey under it
+//! while a ping every 200 ms loses at most 1 s worth of packets. A SIGHUP
+//! reloads the cathedral's settings without dropping the registrations.
+//!
+//! Three namespaces: the cathedral `c` in the middle, joined by one veth
+//! pair to each client; the clients have no route to each other.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use chantry_e2e::cathedral_world::*;
+use chantry_e2e::*;
+
+const CATHEDRAL: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 1);
+const CAT_B_SIDE: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 17);
+const OUT_A: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 2);
+const OUT_B: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 18);
+const IN_A: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
+const IN_B: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
+
+/// Pings every 200 ms for this many packets while the rollover happens.
+const PINGS: u32 = 150;
+/// At most 1 s of loss at one ping per 200 ms.
+const MAX_LOST: u32 = 5;
+
+/// (transmitted, received) from ping's summary line.
+fn ping_summary(out: &str) -> (u32, u32) {
+    let line = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary in:\n{out}"));
+    let n: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .map(|s| s.parse().expect("number"))
+        .collect();
+    (n[0], n[1])
+}
+
+#[test]
+fn clients_install_a_new_ambry_generation_and_rekey_without_interruption() {
+    let c = Netns::new("c");
+    let a = Netns::new("a");
+    let b = Netns::new("b");
+    link(&c, CATHEDRAL, &a, OUT_A, "a");
+    link(&c, CAT_B_SIDE, &b, OUT_B, "b");
+    route(&b, &format!("{CATHEDRAL}/32"), CAT_B_SIDE);
+    let dir = TempDir::new();
+
+    // The operator: KEKs for the flock, a first bundle.
+    let keks = dir.join("keks");
+    fs::create_dir_all(&keks).expect("keks dir");
+    run_tool(&keks, &["ambry", "generate", &format!("{FLOCK:x}")]);
+    let bundle = dir.join("flock.bundle");
+    let bundle_s = bundle.to_str().expect("utf-8");
+    run_tool(
+        &keks,
+        &[
+            "ambry",
+            "bundle",
+            &format!("{FLOCK:x}"),
+            &format!("{FLOCK:x}"),
+            "30",
+            bundle_s,
+        ],
+    );
+    let gen1 = bundle_generation(&bundle);
+    let kek_of = |id: u8| keks.join(format!("{FLOCK:016x}/kek-data/kek-0x{id:02x}"));
+
+    let (ia, ib) = (identity(1), identity(2));
+    let cathedral = SocketAddrV4::new(CATHEDRAL, 4500);
+    let spec = CathedralSpec {
+        name: "chcat",
+        local: cathedral,
+        federate: &[],
+        ambry: Some(&bundle),
+        side: 2,
+    };
+    let (cc, _) = cathedral_conf(&dir, &spec, &[&ia, &ib]);
+    let (ka, kb) = (kek_of(1), kek_of(2));
+    let fa = client_conf(
+        &dir,
+        &ClientSpec {
+            side: 0,
+            id: &ia,
+            local: OUT_A,
+            inner: IN_A,
+            cathedral,
+            kek: Some(&ka),
+            remembrance: false,
+        },
+    );
+    let fb = client_conf(
+        &dir,
+        &ClientSpec {
+            side: 1,
+            id: &ib,
+            local: OUT_B,
+            inner: IN_B,
+            cathedral,
+            kek: Some(&kb),
+            remembrance: false,
+        },
+    );
+    assert!(!fa.secret.exists() && !fb.secret.exists());
+
+    let cat = Daemon::start(&c, &cc, dir.join("cathedral.log"), &[]);
+    assert!(
+        cat.wait_ready(Duration::from_secs(20)),
+        "cathedral:\n{}",
+        cat.log_text()
+    );
+    let da = Daemon::start(&a, &fa.conf, dir.join("a.log"), &[]);
+    let db = Daemon::start(&b, &fb.conf, dir.join("b.log"), &[]);
+    for d in [&da, &db] {
+        assert!(
+            d.wait_ready(Duration::from_secs(20)),
+            "client did not start:\n{}",
+            d.log_text()
+        );
+    }
+    // No secret file at start: the first ambry brings it, then they key.
+    let up = a.ping_until(IN_B, Duration::from_secs(60));
+    assert!(
+        up.is_some(),
+        "no ping a -> b within 60 s\ncathedral:\n{}\na:\n{}\nb:\n{}",
+        cat.log_text(),
+        da.log_text(),
+        db.log_text()
+    );
+    let active = |g: u32| format!("ambry generation {g:08x} written");
+    for d in [&da, &db] {
+        assert!(
+            d.wait_log(&active(gen1), Duration::from_secs(10)),
+            "{}",
+            d.log_text()
+        );
+    }
+    let s1a = fs::read(&fa.secret).expect("a's secret file");
+    let s1b = fs::read(&fb.secret).expect("b's secret file");
+    assert_eq!(s1a.len(), 32);
+    assert_eq!(s1a, s1b, "both ends of the tunnel got the same secret");
+    let mode = fs::metadata(&fa.secret).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Ping every 200 ms through the rollover.
+    let pinger = std::thread::spawn({
+        let name = a.name.clone();
+        move || {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &name, "ping", "-n", "-i", "0.2", "-W", "1"])
+                .args(["-c", &PINGS.to_string(), &IN_B.to_string()])
+                .output()
+                .expect("ping");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    // The operator writes the next generation; the cathedral sees the
+    // file change within 10 s.
+    run_tool(
+        &keks,
+        &[
+            "ambry",
+            "bundle",
+            &format!("{FLOCK:x}"),
+            &format!("{FLOCK:x}"),
+            "30",
+            bundle_s,
+        ],
+    );
+    let gen2 = bundle_generation(&bundle);
+    assert_ne!(gen1, gen2);
+    assert!(
+        cat.wait_log(
+            &format!("generation=\"{gen2:08x}\""),
+            Duration::from_secs(15)
+        ) || cat.wait_log(&format!("generation={gen2:08x}"), Duration::from_secs(1)),
+        "the cathedral did not load generation {gen2:08x}:\n{}",
+        cat.log_text()
+    );
+    for d in [&da, &db] {
+        assert!(
+            d.wait_log(&active(gen2), Duration::from_secs(15)),
+            "generation {gen2:08x} not installed:\n{}",
+            d.log_text()
+        );
+    }
+    let out = pinger.join().expect("ping thread");
+    let (sent, got) = ping_summary(&out);
+    eprintln!("rollover: {got} of {sent} pings answered");
+    assert!(
+        sent >= PINGS && sent - got <= MAX_LOST,
+        "{} of {sent} pings lost during the rollover (at most {MAX_LOST}):\n{out}\ncathedral:\n{}\na:\n{}\nb:\n{}",
+        sent - got,
+        cat.log_text(),
+        da.log_text(),
+        db.log_text()
+    );
+    let s2a = fs::read(&fa.secret).expect("a's secret file");
+    let s2b = fs::read(&fb.secret).expect("b's secret file");
+    assert_ne!(s1a, s2a, "a's secret file changed");
+    assert_eq!(s2a, s2b);
+    // Both rekeyed under the new secret after the switch.
+    for d in [&da, &db] {
+        let log = d.log_text();
+        let after = log.rfind(&active(gen2)).expect("switch logged");
+        assert!(
+            log[after..].contains("TX key installed"),
+            "no rekey after the switch:\n{log}"
+        );
+    }
+
+    // SIGHUP: the cathedral reloads and keeps its registrations.
+    sh(&["kill", "-HUP", &cat.pid().to_string()]);
+    assert!(
+        wait_for(Duration::from_secs(5), || cat
+            .log_text()
+            .lines()
+            .any(|l| l.contains("settings reloaded") && l.contains("SIGHUP"))),
+        "{}",
+        cat.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        a.ping_until(IN_B, Duration::from_secs(5)).is_some(),
+        "no ping after SIGHUP:\n{}",
+        cat.log_text()
+    );
+    let log = cat.log_text();
+    assert!(
+        !log.contains("stopping"),
+        "SIGHUP stopped the cathedral:\n{log}"
+    );
+    assert_eq!(last_status(&log, "tunnels"), 2, "{log}");
+    assert!(last_status(&log, "ambries") >= 4, "{log}");
+}
