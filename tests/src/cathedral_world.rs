@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Netns, TempDir, roles, sh, uid_of, write_secret};
+use crate::{Impl, Netns, TempDir, roles, sanctum_user, sh, uid_of, user_ids, write_secret};
 
 /// The flock of these tests.
 pub const FLOCK: u64 = 0xcafe_0000;
@@ -209,25 +209,54 @@ pub struct ClientFiles {
     pub remembrance: PathBuf,
 }
 
-/// Writes a client's configuration and keys into `dir`.
+/// Writes a client's configuration and keys into `dir` for chantryd.
 pub fn client_conf(dir: &TempDir, spec: &ClientSpec<'_>) -> ClientFiles {
+    client_conf_for(Impl::Chantryd, dir, spec)
+}
+
+/// Writes a client's configuration and keys for `which` daemon. For the
+/// C reference, whose chapel opens its key files after dropping to its
+/// user and writes `<secret>.new` beside `secret` from an ambry, every key
+/// file belongs to the chapel role's system user and the secret lives in a
+/// directory of that user's own.
+pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec<'_>) -> ClientFiles {
     let name = format!("chcl{}", spec.side);
     let d = spec.id;
-    let secret = dir.join(&format!("{name}.secret"));
-    let remembrance = dir.join(&format!("{name}.remembrance"));
-    let cs = dir.join(&format!("{name}.cs"));
+    let keydir = match which {
+        Impl::Chantryd => dir.0.clone(),
+        Impl::Sanctum => {
+            let k = dir.join(&format!("{name}.keys"));
+            fs::create_dir_all(&k).expect("key dir");
+            k
+        }
+    };
+    let secret = keydir.join(format!("{name}.secret"));
+    let remembrance = keydir.join(format!("{name}.remembrance"));
+    let cs = keydir.join(format!("{name}.cs"));
     write_key(&cs, &d.cs);
-    let cosk = dir.join(&format!("{name}.cosk"));
+    let cosk = keydir.join(format!("{name}.cosk"));
     write_key(&cosk, &d.cosk.to_keypair_bytes());
+    let kek = spec.kek.map(|k| {
+        let own = keydir.join(format!("{name}.kek"));
+        write_key(&own, &fs::read(k).expect("kek file"));
+        own
+    });
     let mut text = format!("mode tunnel\ninstance {name}\nspi {:#06x}\n", d.spi);
-    match spec.kek {
+    match &kek {
         // `kek` before `secret`: the secret file need not exist.
         Some(k) => text += &format!("kek {}\n", k.display()),
         None => write_secret(&secret, 42),
     }
+    let (control_owner, user_of): (String, Box<dyn Fn(&str) -> String>) = match which {
+        Impl::Chantryd => (
+            "root".into(),
+            Box::new(move |r: &str| uid_of(r, spec.side).to_string()),
+        ),
+        Impl::Sanctum => (sanctum_user("control"), Box::new(sanctum_user)),
+    };
     text += &format!(
         "secret {}\nlocal {}:4500\ntunnel {}/30 1422\ncathedral {}\ncathedral_id {:x}\n\
-         cathedral_flock {FLOCK:x}\ncathedral_secret {}\ncathedral_cosk {}\ncontrol {} root\n",
+         cathedral_flock {FLOCK:x}\ncathedral_secret {}\ncathedral_cosk {}\ncontrol {} {control_owner}\n",
         secret.display(),
         spec.local,
         spec.inner,
@@ -240,13 +269,45 @@ pub fn client_conf(dir: &TempDir, spec: &ClientSpec<'_>) -> ClientFiles {
     if spec.remembrance {
         text += &format!("cathedral_remembrance {}\n", remembrance.display());
     }
-    text += &run_lines("tunnel", spec.side);
+    for r in roles("tunnel") {
+        text += &format!("run {r} as {}\n", user_of(r));
+    }
+    if which == Impl::Sanctum {
+        let (uid, gid) = user_ids(&sanctum_user("chapel")).expect("chapel user");
+        for p in std::iter::once(&keydir)
+            .chain([&cs, &cosk])
+            .chain(kek.iter())
+            .chain([&secret].into_iter().filter(|p| p.exists()))
+        {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown");
+        }
+        fs::set_permissions(&keydir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
+    }
     let conf = dir.join(&format!("{name}.conf"));
     fs::write(&conf, text).expect("config");
     ClientFiles {
         conf,
         secret,
         remembrance,
+    }
+}
+
+/// What `which` daemon logs once an ambry of `generation` is in force
+/// (chantryd's guardian after writing the secret file; the reference's
+/// chapel after renaming it into place).
+pub fn ambry_active(which: Impl, generation: u32) -> String {
+    match which {
+        Impl::Chantryd => format!("ambry generation {generation:08x} written"),
+        Impl::Sanctum => format!("ambry generation {generation:08x} active"),
+    }
+}
+
+/// What `which` daemon logs when it installs a TX key.
+pub fn tx_installed(which: Impl) -> &'static str {
+    match which {
+        Impl::Chantryd => "TX key installed",
+        Impl::Sanctum => "TX SA active",
     }
 }
 
