@@ -247,12 +247,14 @@ pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec<'_>) -> Cli
         Some(k) => text += &format!("kek {}\n", k.display()),
         None => write_secret(&secret, 42),
     }
-    let (control_owner, user_of): (String, Box<dyn Fn(&str) -> String>) = match which {
-        Impl::Chantryd => (
-            "root".into(),
-            Box::new(move |r: &str| uid_of(r, spec.side).to_string()),
-        ),
-        Impl::Sanctum => (sanctum_user("control"), Box::new(sanctum_user)),
+    let side = spec.side;
+    let user_of = |r: &str| match which {
+        Impl::Chantryd => uid_of(r, side).to_string(),
+        Impl::Sanctum => sanctum_user(r),
+    };
+    let control_owner = match which {
+        Impl::Chantryd => "root".to_owned(),
+        Impl::Sanctum => sanctum_user("control"),
     };
     text += &format!(
         "secret {}\nlocal {}:4500\ntunnel {}/30 1422\ncathedral {}\ncathedral_id {:x}\n\
