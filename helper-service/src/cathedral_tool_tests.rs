@@ -219,3 +219,52 @@ fn cosk_pairs_and_vicar_files_round_trip() {
     assert_eq!(p.kek.expose()[..], std::fs::read(&kek).unwrap()[..]);
     assert_eq!(p.cosk.expose()[..], pair[..]);
 }
+
+/// With `AMBRY=/path/to/ambry` (the reference tool): it builds a bundle
+/// from KEK directories this tool generated, and this tool builds one from
+/// directories the reference generated; devices unwrap both. Skipped
+/// without `AMBRY`.
+#[test]
+fn the_reference_tool_and_this_one_share_kek_directories() {
+    let Some(reference) = std::env::var_os("AMBRY").filter(|v| !v.is_empty()) else {
+        eprintln!("AMBRY not set: skipped");
+        return;
+    };
+    let dir = TempDir::new("interop");
+    let mut rng = SeededEntropy::from_u64(6);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&reference)
+            .current_dir(&dir.0)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ambry {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Ours generated, the reference bundles.
+    let f = 0xcafe_0000;
+    kek_generate(&dir.0, f, &mut rng).unwrap();
+    run(&["bundle", "cafe0000", "cafe0000", "30", "ref.bundle"]);
+    let (b, info) = bundle_info(&dir.0.join("ref.bundle")).unwrap();
+    assert_eq!(info.entries, ambry::SAME_FLOCK_ENTRIES);
+    let fd = dir.0.join("00000000cafe0000/kek-data");
+    let s1 = bundle_unwrap(&b, &fd.join("kek-0x07"), f, f, 0x0709, now).unwrap();
+    let s2 = bundle_unwrap(&b, &fd.join("kek-0x09"), f, f, 0x0907, now).unwrap();
+    assert_eq!(s1.expose(), s2.expose());
+    // The reference generated, ours bundles.
+    run(&["generate", "beef0000"]);
+    let g = 0xbeef_0000;
+    let out = dir.0.join("ours.bundle");
+    let b = bundle_generate(&dir.0, g, g, 30, &out, now, &mut rng).unwrap();
+    let gd = dir.0.join("00000000beef0000/kek-data");
+    let s1 = bundle_unwrap(&b, &gd.join("kek-0x01"), g, g, 0x0102, now).unwrap();
+    let s2 = bundle_unwrap(&b, &gd.join("kek-0x02"), g, g, 0x0201, now).unwrap();
+    assert_eq!(s1.expose(), s2.expose());
+}

@@ -506,6 +506,28 @@ mod tests {
     }
 
     #[test]
+    fn random_frames_never_panic() {
+        use chantry_core::entropy::{Entropy, SeededEntropy};
+        let mut rng = SeededEntropy::from_u64(12);
+        for _ in 0..2000 {
+            let mut body = vec![0u8; (rng.next_u32() % 300) as usize];
+            rng.fill(&mut body);
+            // Small length fields now and then, so the parser gets deep.
+            for chunk in body.chunks_mut(37) {
+                if chunk.len() >= 4 && rng.next_u32() % 2 == 0 {
+                    chunk[..4].copy_from_slice(&(rng.next_u32() % 8).to_be_bytes());
+                }
+            }
+            let _ = Snapshot::decode(&body);
+            let mut r = FeedReader::default();
+            r.push(MAGIC);
+            r.push(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes());
+            r.push(&body);
+            let _ = r.next_snapshot();
+        }
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut r = FeedReader::default();
         r.push(b"XXXXXXXXXXXX");

@@ -236,6 +236,26 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic_the_reader() {
+        use chantry_core::entropy::{Entropy, SeededEntropy};
+        let mut rng = SeededEntropy::from_u64(11);
+        for _ in 0..2000 {
+            let mut r = Reader::default();
+            let mut bytes = vec![0u8; (rng.next_u32() % 600) as usize];
+            rng.fill(&mut bytes);
+            if let Some(b) = bytes.first_mut() {
+                *b = (*b % 3) + 1;
+            }
+            r.push(&bytes);
+            for _ in 0..10 {
+                if !matches!(r.next_report(), Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn files_are_replaced_atomically_with_their_modes() {
         use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("chantry-report-{}", std::process::id()));

@@ -362,3 +362,48 @@ fn data_to_a_capped_tunnel_is_dropped_over_its_bandwidth() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_reload_keeps_allowed_registrations_and_drops_the_rest() {
+    let (a, b) = (device(1), device(2));
+    let mut c = cathedral_at(C1, "", &[&a, &b]);
+    let mut r = rng();
+    let skip = INFO_FLAG_SKIP_AMBRY;
+    let (rx_a, rx_b) = (0x0102_0001, 0x0201_0001);
+    c.handle_datagram(now(0), a.addr, &info(&a, WALL, skip, 0, rx_a), &mut r)
+        .unwrap();
+    c.handle_datagram(now(0), b.addr, &info(&b, WALL, skip, 0, rx_b), &mut r)
+        .unwrap();
+    assert_eq!(c.tunnels(), 2);
+    let dir = || {
+        let mut d = MemoryDirectory::new();
+        for x in [&a, &b] {
+            d.add_client(FLOCK, x.id, x.cs.clone(), x.cosk.public_key());
+        }
+        Box::new(d)
+    };
+    // Same allows, B's cap lifted: both stay, B's data is no longer capped.
+    let (s, _) = parse_settings("flock cafe0000 {\nallow 2b spi 01 0\nallow 2c spi 02 0\n}\n");
+    c.set_settings(s, dir());
+    assert_eq!(c.tunnels(), 2);
+    let mut pkt = DataHeader {
+        spi: rx_b,
+        pn: 1,
+        flock_src: FLOCK,
+        flock_dst: FLOCK,
+    }
+    .to_bytes()
+    .to_vec();
+    pkt.resize(1000, 0xee);
+    assert!((0..2000).all(|_| c.handle_datagram(now(1), a.addr, &pkt, &mut r).is_ok()));
+    // Owner 02 no longer allowed: B's registration goes, A's stays.
+    let (s, _) = parse_settings("flock cafe0000 {\nallow 2b spi 01 0\n}\n");
+    c.set_settings(s, dir());
+    assert_eq!(c.tunnels(), 1);
+    assert_eq!(c.tunnel_address((FLOCK, FLOCK, a.tunnel)), Some(a.addr));
+    assert_eq!(c.tunnel_address((FLOCK, FLOCK, b.tunnel)), None);
+    // The flock is gone: everything goes.
+    let (s, _) = parse_settings("flock beef0000 {\nallow 2b spi 01 0\n}\n");
+    c.set_settings(s, dir());
+    assert_eq!(c.tunnels(), 0);
+}
