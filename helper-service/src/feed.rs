@@ -514,7 +514,7 @@ mod tests {
             rng.fill(&mut body);
             // Small length fields now and then, so the parser gets deep.
             for chunk in body.chunks_mut(37) {
-                if chunk.len() >= 4 && rng.next_u32() % 2 == 0 {
+                if chunk.len() >= 4 && rng.next_u32().is_multiple_of(2) {
                     chunk[..4].copy_from_slice(&(rng.next_u32() % 8).to_be_bytes());
                 }
             }
