@@ -9,8 +9,9 @@
 //!   traffic until the new ones are installed, so nothing is interrupted.
 //! * REMEMBRANCE: the client has taken the list as its failover list; the
 //!   file bytes go to the guardian, which writes `cathedral_remembrance`.
-//! * Unresponsive / Switched: logged; the new cathedral's INFO replies
-//!   move the peer address (the client already sends there).
+//! * Unresponsive / Switched: logged; a peer address that was the silent
+//!   cathedral (relay) moves to the new one at once, otherwise the new
+//!   cathedral's INFO replies move it.
 
 use std::io::Write;
 
@@ -109,6 +110,15 @@ impl Duties {
             }
             CathedralEvent::Switched { from, to } => {
                 tracing::warn!(%from, %to, "failing over to the next remembered cathedral");
+                // Relaying through the silent cathedral cannot work: relay
+                // through the new one until its INFO says otherwise. (The
+                // reference leaves the peer alone and waits for that INFO,
+                // which never comes while the peer is registered at a third
+                // federated cathedral without p2p sync.)
+                if !self.peer_configured && state.peer() == Some(from) {
+                    state.set_peer(Some(to));
+                    tracing::info!(peer = %to, "relaying through the new cathedral");
+                }
             }
             CathedralEvent::Ignored { offer_type, reason } => {
                 tracing::debug!(offer_type, ?reason, "cathedral offer ignored");
