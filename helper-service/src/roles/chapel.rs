@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chantry_core::cathedral::{CathedralClient, ClientConfig};
+use chantry_core::cathedral::{CathedralClient, CathedralEvent, ClientConfig};
 use chantry_core::entropy::OsEntropy;
 use chantry_core::exchange::{ExchangeConfig, KeyExchange, RxStatus};
 use chantry_core::kdf;
@@ -15,7 +15,7 @@ use chantry_core::time::Instant;
 use chantry_core::wire::offer::{self, Magic, PacketKind};
 
 use super::Role0;
-use super::chapel_cathedral;
+use super::chapel_ambry;
 use super::keying::{self, KeyOut};
 use super::runtime::{self, BATCH};
 use crate::shm::{self, KeyMsg, Meta};
@@ -63,7 +63,7 @@ pub fn run(mut r: Role0) -> Result<()> {
             cfg.failover = c.failover.clone();
             let client =
                 CathedralClient::new(cfg, runtime::now(), &mut rng).context("cathedral client")?;
-            duties = Some(chapel_cathedral::Duties {
+            duties = Some(chapel_ambry::AmbryDuties {
                 kek: keys.kek,
                 report,
                 flock_src: c.flock_src,
@@ -184,8 +184,12 @@ pub fn run(mut r: Role0) -> Result<()> {
                 c.send_info_now(now, &mut rng);
             }
             while let Some(e) = c.poll_event() {
-                if let Some(d) = duties.as_mut() {
-                    d.handle(e, now, &state, &mut ex, c, &mut rng);
+                let e = match duties.as_mut() {
+                    Some(d) => d.handle(e, now, &state, &mut ex, c, &mut rng),
+                    None => Some(e),
+                };
+                if let Some(e) = e {
+                    cathedral_event(e, &state, &mut ex, r.settings.peer_configured);
                 }
             }
             while let Some(tx) = c.poll_transmit() {
@@ -218,6 +222,30 @@ pub fn run(mut r: Role0) -> Result<()> {
         };
         let timeout = deadline.map_or(TICK, |d| runtime::until(d, now).min(TICK));
         shm::sleep(&mut [&mut offers_in], &wake, &[], Some(timeout))?;
+    }
+}
+
+/// What chapel does with the rest of the cathedral's word (behaviour.md
+/// §7.2): an INFO names where the peer is (the cathedral itself while
+/// relaying). Ambries, remembrance and failover: chapel_ambry.
+fn cathedral_event(
+    e: CathedralEvent,
+    state: &super::shared::Shared,
+    ex: &mut KeyExchange,
+    peer_configured: bool,
+) {
+    match e {
+        CathedralEvent::PeerInfo(info) => {
+            if let Some(peer) = info.peer
+                && !peer_configured
+                && state.peer() != Some(peer)
+            {
+                state.set_peer(Some(peer));
+                ex.set_peer_known(true);
+                tracing::info!(%peer, relayed = info.relayed, "peer address from the cathedral");
+            }
+        }
+        other => tracing::debug!(event = ?other, "cathedral event not used by a tunnel"),
     }
 }
 

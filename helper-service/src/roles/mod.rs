@@ -5,7 +5,7 @@
 mod bless;
 mod cathedral;
 mod chapel;
-mod chapel_cathedral;
+mod chapel_ambry;
 mod confess;
 mod control;
 mod heaven_rx;

@@ -1,6 +1,7 @@
-//! What chapel does with its cathedral's word (behaviour.md §7.2, §7.3):
+//! chapel's ambry, remembrance and failover duties (behaviour.md §7.2,
+//! §7.3), for the cathedral client's events; the caller keeps the others
+//! (INFO and where the peer is):
 //!
-//! * INFO: where the peer is (the cathedral itself while relaying).
 //! * AMBRY (with a `kek`): unwrap the entry (crypto.md §12.3) into the new
 //!   shared secret, report it to the guardian, which writes the `secret`
 //!   file (chapel has no file access), report the new generation in INFO,
@@ -24,8 +25,8 @@ use chantry_core::time::Now;
 
 use crate::report::Report;
 
-/// Chapel's cathedral duties beyond the client state machine.
-pub struct Duties {
+/// Chapel's ambry, remembrance and failover duties.
+pub struct AmbryDuties {
     /// The base KEK, if configured.
     pub kek: Option<Key32>,
     /// The pipe to the guardian.
@@ -42,17 +43,19 @@ pub struct Duties {
     pub peer_configured: bool,
 }
 
-impl std::fmt::Debug for Duties {
+impl std::fmt::Debug for AmbryDuties {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Duties")
+        f.debug_struct("AmbryDuties")
             .field("kek", &self.kek.is_some())
             .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
 
-impl Duties {
-    /// Acts on one event of the cathedral client.
+impl AmbryDuties {
+    /// Acts on one event of the cathedral client if it is one of these
+    /// duties (AMBRY, REMEMBRANCE, unresponsive, switched, ignored);
+    /// anything else is handed back.
     pub fn handle(
         &mut self,
         e: CathedralEvent,
@@ -61,22 +64,11 @@ impl Duties {
         ex: &mut KeyExchange,
         client: &mut CathedralClient,
         rng: &mut dyn Entropy,
-    ) {
+    ) -> Option<CathedralEvent> {
         match e {
-            CathedralEvent::PeerInfo(info) => {
-                if let Some(peer) = info.peer
-                    && !self.peer_configured
-                    && state.peer() != Some(peer)
-                {
-                    state.set_peer(Some(peer));
-                    ex.set_peer_known(true);
-                    tracing::info!(%peer, relayed = info.relayed, "peer address from the cathedral");
-                }
-            }
             CathedralEvent::Ambry(body) => {
-                let Some(kek) = self.kek.as_ref() else {
-                    return;
-                };
+                // Without a KEK the client drops AMBRY before it gets here.
+                let kek = self.kek.as_ref()?;
                 let unwrapper = Unwrapper {
                     base_kek: kek,
                     flock_src: self.flock_src,
@@ -123,8 +115,9 @@ impl Duties {
             CathedralEvent::Ignored { offer_type, reason } => {
                 tracing::debug!(offer_type, ?reason, "cathedral offer ignored");
             }
-            other => tracing::debug!(event = ?other, "cathedral event not used by a tunnel"),
+            other => return Some(other),
         }
+        None
     }
 
     /// Writes one report to the guardian (one write below PIPE_BUF).
