@@ -184,6 +184,16 @@ fn federated_cathedrals_relay_and_a_client_fails_over_by_remembrance() {
         "a's peer is not the second cathedral\n{}",
         da.log_text()
     );
+    // a hears the second cathedral now: its list, the second cathedral
+    // first, replaces the file.
+    assert!(
+        wait_for(Duration::from_secs(20), || fs::read(&fa.remembrance)
+            .is_ok_and(
+                |b| b.get(0..8) == Some(&[192, 168, 78, 17, 192, 168, 78, 1][..])
+            )),
+        "a's remembrance file was not rewritten by the second cathedral\n{}",
+        da.log_text()
+    );
 
     // A restarted peer (new instance, new keys) forms a new tunnel with a
     // through the second cathedral within 60 s.
