@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(target_os = "linux")]
 use chantry_service::guardian::{self, SetupError};
 use chantry_service::service;
 
@@ -31,18 +32,25 @@ enum Cmd {
     },
     /// Runs the system service: the control endpoint, profiles, tunnels.
     Service {
-        /// The control socket.
-        #[arg(long, value_name = "PATH", default_value = service::DEFAULT_SOCKET)]
+        /// The control socket (on Windows: the named pipe).
+        #[arg(long, global = true, value_name = "PATH", default_value = service::DEFAULT_SOCKET)]
         socket: PathBuf,
         /// The state directory (database, key files).
-        #[arg(long, value_name = "DIR", default_value = service::DEFAULT_STATE_DIR)]
+        #[arg(long, global = true, value_name = "DIR", default_value = service::DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
         /// The group whose members may list, connect and disconnect.
-        #[arg(long, value_name = "NAME", default_value = service::DEFAULT_GROUP)]
+        #[arg(long, global = true, value_name = "NAME", default_value = service::DEFAULT_GROUP)]
         group: String,
         /// The group whose members may also change profiles and keys.
-        #[arg(long, value_name = "NAME", default_value = service::DEFAULT_ADMIN_GROUP)]
+        #[arg(long, global = true, value_name = "NAME", default_value = service::DEFAULT_ADMIN_GROUP)]
         admin_group: String,
+        /// Internal: started by the Windows service control manager.
+        #[cfg(windows)]
+        #[arg(long, hide = true)]
+        scm: bool,
+        /// Without one: run the service in the foreground.
+        #[command(subcommand)]
+        action: Option<ServiceAction>,
     },
     /// Internal: one role process, exec'd by the guardian.
     #[command(hide = true)]
@@ -50,6 +58,25 @@ enum Cmd {
         /// The role name.
         name: String,
     },
+}
+
+/// Installing the service (macOS: launchd; Windows: the service control
+/// manager; Linux: the package's systemd unit).
+#[derive(Subcommand, Debug)]
+enum ServiceAction {
+    /// Registers the service with these flags, to start at boot, and starts it.
+    Install,
+    /// Stops the service and removes its registration (keeps the state).
+    Uninstall,
+}
+
+/// What this build cannot do here.
+#[cfg(not(target_os = "linux"))]
+fn tunnels_unsupported() -> anyhow::Result<()> {
+    anyhow::bail!(
+        "{}",
+        service::system::tunnels_unsupported().unwrap_or_default()
+    )
 }
 
 fn version() -> &'static str {
@@ -63,33 +90,61 @@ fn version() -> &'static str {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let role = matches!(cli.command, Cmd::Role { .. });
+    #[cfg(windows)]
+    if let Cmd::Service {
+        scm: true,
+        state_dir,
+        ..
+    } = &cli.command
+    {
+        // The service control manager gives the service no stderr.
+        if let Err(e) = init_file_logs(&state_dir.join("chantryd.log")) {
+            eprintln!("chantryd: log file: {e}");
+        }
+    }
     init_logs(role);
     let result = match cli.command {
+        #[cfg(target_os = "linux")]
         Cmd::Run { config } => guardian::run(&config),
+        #[cfg(target_os = "linux")]
         Cmd::Check { config } => guardian::setup::load(&config)
             .map(|_| ())
             .map_err(Into::into),
+        #[cfg(target_os = "linux")]
         Cmd::Role { name } => chantry_service::roles::run(&name),
+        #[cfg(not(target_os = "linux"))]
+        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Role { .. } => tunnels_unsupported(),
         Cmd::Service {
             socket,
             state_dir,
             group,
             admin_group,
+            #[cfg(windows)]
+            scm,
+            action,
         } => std::env::current_exe()
             .map_err(anyhow::Error::from)
             .and_then(|chantryd| {
-                service::run(service::Options {
+                let opts = service::Options {
                     socket,
                     state_dir,
                     group,
                     admin_group,
                     chantryd,
-                })
+                };
+                match action {
+                    Some(ServiceAction::Install) => service::registration::install(&opts),
+                    Some(ServiceAction::Uninstall) => service::registration::uninstall(),
+                    #[cfg(windows)]
+                    None if scm => service::registration::windows::run_dispatcher(opts),
+                    None => service::run(opts),
+                }
             }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            #[cfg(target_os = "linux")]
             if let Some(setup) = e.downcast_ref::<SetupError>() {
                 eprintln!("chantryd: {setup}");
                 return ExitCode::from(2);
@@ -100,14 +155,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; roles prefix theirs with the role name.
+/// Logs go to stderr; roles prefix theirs with the role name. (A no-op
+/// if [`init_file_logs`] ran first.)
 fn init_logs(role: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(role)
-        .init();
+        .try_init();
+}
+
+/// Logs are appended to `path` (the Windows service's log, in its state
+/// directory).
+#[cfg(windows)]
+fn init_file_logs(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -1,11 +1,10 @@
-//! The control endpoint: a Unix stream socket (0660, group `chantry`).
-//! Every connection's peer credentials are read when it is accepted; the
-//! caller's privilege decides whether it may stay, and every request is
-//! authorized on its own. A malformed, truncated or oversized frame ends
-//! that connection only.
+//! The control endpoint: a Unix stream socket (0660, group `chantry`), or
+//! on Windows a named pipe ([`super::transport`]). Every connection's
+//! caller is identified when it is accepted; the caller's privilege
+//! decides whether it may stay, and every request is authorized on its
+//! own. A malformed, truncated or oversized frame ends that connection
+//! only.
 
-use std::os::unix::fs::{PermissionsExt as _, chown};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +13,16 @@ use chantry_core::ipc::{
     Privilege, ProfileInfo, Request, RequestFrame, Response, ServerHello, ServerMessage,
     decode_message, encode_message,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{Semaphore, broadcast};
 
 use super::auth::Groups;
 use super::profile::{self, ImportError};
 use super::store::Store;
+use super::transport::{Caller, Listener};
 use super::tunnels::Tunnels;
+
+pub use super::transport::bind;
 
 /// Connections served at once; more are answered with
 /// [`ErrorCode::Limit`] and closed.
@@ -43,39 +44,20 @@ pub struct Service {
     pub tunnels: Tunnels,
 }
 
-/// Binds the socket at `path` (its directory is created 0755 if missing,
-/// a stale socket replaced), mode 0660, group `gid` if given.
-pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = UnixListener::bind(path)?;
-    if gid.is_some() {
-        chown(path, None, gid)?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(listener)
-}
-
 /// Accepts connections until an error of the listening socket.
-pub async fn accept_loop(listener: UnixListener, service: Arc<Service>) -> anyhow::Result<()> {
+pub async fn accept_loop(mut listener: Listener, service: Arc<Service>) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _) = listener.accept().await?;
+        let accepted = listener.accept().await?;
         let service = service.clone();
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, &service).await {
+                    let served = match accepted.identify(&service.groups) {
+                        Ok(caller) => connection(accepted.into_stream(), caller, &service).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = served {
                         tracing::debug!("connection closed: {e}");
                     }
                     drop(permit);
@@ -83,7 +65,7 @@ pub async fn accept_loop(listener: UnixListener, service: Arc<Service>) -> anyho
             }
             Err(_) => {
                 tokio::spawn(async move {
-                    let mut stream = stream;
+                    let mut stream = accepted.into_stream();
                     let _ = send(
                         &mut stream,
                         &error(None, ErrorCode::Limit, "too many connections".into()),
@@ -137,11 +119,14 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-async fn connection(stream: UnixStream, service: &Service) -> anyhow::Result<()> {
-    let cred = stream.peer_cred()?;
-    let (uid, gid) = (cred.uid(), cred.gid());
-    let privilege = service.groups.privilege(uid, gid);
-    let (mut rd, mut wr) = stream.into_split();
+/// Serves one connection from `caller` on `stream`.
+pub async fn connection<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    caller: Caller,
+    service: &Service,
+) -> anyhow::Result<()> {
+    let Caller { uid, privilege, .. } = caller;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut dec = FrameDecoder::new(MAX_REQUEST_FRAME);
 
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd, &mut dec)).await {
@@ -173,7 +158,7 @@ async fn connection(stream: UnixStream, service: &Service) -> anyhow::Result<()>
         return Ok(());
     }
     if privilege == Privilege::None {
-        tracing::info!(uid, pid = ?cred.pid(), "refused a caller outside the groups");
+        tracing::info!(uid, pid = ?caller.pid, "refused a caller outside the groups");
         send(
             &mut wr,
             &error(

@@ -6,14 +6,22 @@
 //! * [`store`]: profiles and the event log in SQLite, key files 0600.
 //! * [`profile`]: an import request checked into a profile.
 //! * [`tunnels`]: one `chantryd run` child per connected profile.
-//! * [`endpoint`]: the Unix control socket and its connections.
+//! * [`endpoint`]: the control endpoint's connections and requests.
+//! * [`transport`]: the endpoint per system: a Unix socket (Linux, macOS)
+//!   or a named pipe with an explicit DACL (Windows), and who the caller is.
+//! * [`registration`]: installing the service (launchd, the Windows
+//!   service control manager).
+//! * [`system`]: signals, private files, whether tunnels run here.
 //! * [`client`]: the blocking client chantryctl uses.
 
 pub mod auth;
 pub mod client;
 pub mod endpoint;
 pub mod profile;
+pub mod registration;
 pub mod store;
+pub mod system;
+pub mod transport;
 pub mod tunnels;
 
 #[cfg(test)]
@@ -24,14 +32,30 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-/// Default path of the control socket.
-pub const DEFAULT_SOCKET: &str = "/run/chantry/chantryd.sock";
+/// Default path of the control socket (on Windows: of the named pipe).
+pub const DEFAULT_SOCKET: &str = transport::DEFAULT_ENDPOINT;
 /// Default state directory.
+#[cfg(not(any(target_os = "macos", windows)))]
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/chantry";
+/// Default state directory.
+#[cfg(target_os = "macos")]
+pub const DEFAULT_STATE_DIR: &str = "/Library/Application Support/Chantry";
+/// Default state directory.
+#[cfg(windows)]
+pub const DEFAULT_STATE_DIR: &str = r"C:\ProgramData\Chantry";
 /// Default users' group.
+#[cfg(unix)]
 pub const DEFAULT_GROUP: &str = "chantry";
+/// Default users' group (a local group).
+#[cfg(not(unix))]
+pub const DEFAULT_GROUP: &str = "Chantry Users";
 /// Default admin group.
+#[cfg(unix)]
 pub const DEFAULT_ADMIN_GROUP: &str = "chantry-admin";
+/// Default admin group (a local group; elevated Administrators and
+/// SYSTEM are admins anyway).
+#[cfg(not(unix))]
+pub const DEFAULT_ADMIN_GROUP: &str = "Chantry Administrators";
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -50,16 +74,23 @@ pub struct Options {
 
 /// Runs the service until SIGTERM or SIGINT.
 pub fn run(opts: Options) -> anyhow::Result<()> {
+    run_until(opts, std::future::pending())
+}
+
+/// Runs the service until SIGTERM, SIGINT or `stop` completes (the
+/// Windows service control manager's stop).
+pub fn run_until(opts: Options, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(serve(opts))
+    rt.block_on(serve(opts, stop))
 }
 
-async fn serve(opts: Options) -> anyhow::Result<()> {
+async fn serve(opts: Options, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let groups = auth::Groups::resolve(&opts.group, &opts.admin_group);
-    if groups.member_gid.is_none() {
+    // (Windows has no gids: its transport warns when it looks the SID up.)
+    if cfg!(unix) && groups.member_gid.is_none() {
         tracing::warn!(
             group = opts.group,
             "group does not exist: only root and admins can use the service"
@@ -69,8 +100,8 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("state directory {}", opts.state_dir.display()))?;
     let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
-    let listener = endpoint::bind(&opts.socket, groups.member_gid)
-        .with_context(|| format!("control socket {}", opts.socket.display()))?;
+    let listener = transport::bind(&opts.socket, &groups)
+        .with_context(|| format!("control endpoint {}", opts.socket.display()))?;
     let service = Arc::new(endpoint::Service {
         groups,
         store: store.clone(),
@@ -79,20 +110,29 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
     let _ = store.log_event(None, "start", "service started").await;
     tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
     notify_ready();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("SIGTERM handler")?;
     tokio::select! {
         r = endpoint::accept_loop(listener, service) => r?,
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        r = system::terminated() => {
+            r.context("SIGTERM handler")?;
+            tracing::info!("SIGTERM: stopping");
+        }
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        () = stop => tracing::info!("the service manager asked to stop"),
     }
     tunnels.stop_all().await;
-    let _ = std::fs::remove_file(&opts.socket);
+    if cfg!(unix) {
+        let _ = std::fs::remove_file(&opts.socket);
+    }
     let _ = store.log_event(None, "stop", "service stopped").await;
     Ok(())
 }
 
 /// Tells systemd (Type=notify) the service is ready, if it asked.
+#[cfg(not(target_os = "linux"))]
+fn notify_ready() {}
+
+/// Tells systemd (Type=notify) the service is ready, if it asked.
+#[cfg(target_os = "linux")]
 fn notify_ready() {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;

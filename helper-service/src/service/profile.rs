@@ -7,7 +7,6 @@ use chantry_core::config::Config;
 use chantry_core::ipc::ImportRequest;
 
 use super::store::{Profile, Store, StoreError};
-use crate::guardian::setup;
 
 /// Why an import was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +30,22 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Runs chantryd's setup checks (key files, users, addresses) on the
+/// stored configuration.
+#[cfg(target_os = "linux")]
+fn check_setup(run: &std::path::Path) -> Result<(), ImportError> {
+    crate::guardian::setup::load(run)
+        .map(|_| ())
+        .map_err(|e| ImportError::Invalid(e.0))
+}
+
+/// Where tunnels are not built yet there is no setup to check: the
+/// configuration was parsed, which is all this build can tell.
+#[cfg(not(target_os = "linux"))]
+fn check_setup(_run: &std::path::Path) -> Result<(), ImportError> {
+    Ok(())
+}
+
 /// Writes the key file and checks the configuration; returns the profile
 /// to store. On error nothing is left behind.
 pub fn prepare(store: &Store, req: &ImportRequest) -> Result<Profile, ImportError> {
@@ -50,7 +65,7 @@ pub fn prepare(store: &Store, req: &ImportRequest) -> Result<Profile, ImportErro
     let run = store.run_config_path(&req.name);
     let checked = super::store::write_atomic(&run, config.as_bytes())
         .map_err(ImportError::from)
-        .and_then(|()| setup::load(&run).map_err(|e| ImportError::Invalid(e.0)));
+        .and_then(|()| check_setup(&run));
     if let Err(e) = checked {
         let _ = std::fs::remove_file(&key);
         let _ = std::fs::remove_file(&run);

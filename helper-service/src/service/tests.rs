@@ -36,7 +36,7 @@ fn start(tag: &str) -> PathBuf {
                 tunnels: tunnels::Tunnels::new("/nonexistent".into(), store.clone()),
                 store,
             });
-            let listener = endpoint::bind(&sock, None).unwrap();
+            let listener = endpoint::bind(&sock, &service.groups).unwrap();
             tx.send(()).unwrap();
             let _ = endpoint::accept_loop(listener, service).await;
         });

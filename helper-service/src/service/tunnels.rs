@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chantry_core::ipc::{Event, LogLine, TunnelState, TunnelStatus};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::broadcast;
 
@@ -93,6 +91,9 @@ impl Tunnels {
 
     /// Starts `profile`'s tunnel unless it is already starting or up.
     pub async fn connect(&self, profile: &Profile) -> Result<(), String> {
+        if let Some(why) = super::system::tunnels_unsupported() {
+            return Err(why);
+        }
         let name = profile.name.clone();
         if matches!(
             self.status(&name).state,
@@ -168,9 +169,8 @@ impl Tunnels {
                 _ => return Ok(()),
             }
         };
-        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-            kill(Pid::from_raw(pid), Signal::SIGTERM)
-                .map_err(|e| format!("cannot stop the guardian (pid {pid}): {e}"))?;
+        if let Some(pid) = pid {
+            super::system::terminate(pid)?;
         }
         let start = tokio::time::Instant::now();
         while self.status(name).pid.is_some() {
