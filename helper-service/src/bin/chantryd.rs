@@ -109,5 +109,8 @@ fn init_logs(role: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(role)
+        // A closed stderr (the service that read it died) must not turn
+        // every log line into a panic of the guardian or a role.
+        .log_internal_errors(false)
         .init();
 }
