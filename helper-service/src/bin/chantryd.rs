@@ -22,6 +22,9 @@ enum Cmd {
         /// The sanctum.conf.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        /// Internal (the service): stop when process PID, the parent, dies.
+        #[arg(long, value_name = "PID", hide = true)]
+        die_with_parent: Option<i32>,
     },
     /// Checks a sanctum.conf and its key files; starts nothing.
     Check {
@@ -65,7 +68,12 @@ fn main() -> ExitCode {
     let role = matches!(cli.command, Cmd::Role { .. });
     init_logs(role);
     let result = match cli.command {
-        Cmd::Run { config } => guardian::run(&config),
+        Cmd::Run {
+            config,
+            die_with_parent,
+        } => die_with_parent
+            .map_or(Ok(()), service::tunnels::follow_parent)
+            .and_then(|()| guardian::run(&config)),
         Cmd::Check { config } => guardian::setup::load(&config)
             .map(|_| ())
             .map_err(Into::into),

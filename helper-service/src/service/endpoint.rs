@@ -363,6 +363,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             {
                 return Err(not_found(&name));
             }
+            tunnels.refresh(&name);
             Ok(Response::Done)
         }
         Request::Remove { name } => {
@@ -372,10 +373,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map_err(internal)?
                 .ok_or_else(|| not_found(&name))?;
             let state = tunnels.status(&name).state;
-            if matches!(
-                state,
-                chantry_core::ipc::TunnelState::Connecting | chantry_core::ipc::TunnelState::Up
-            ) {
+            if tunnels.wanted(&name) {
                 return Err((
                     ErrorCode::Busy,
                     format!("`{name}` is {state}: disconnect it first"),

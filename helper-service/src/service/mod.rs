@@ -5,13 +5,19 @@
 //!   and per-request refusals that name the group needed.
 //! * [`store`]: profiles and the event log in SQLite, key files 0600.
 //! * [`profile`]: an import request checked into a profile.
-//! * [`tunnels`]: one `chantryd run` child per connected profile.
+//! * [`tunnels`]: one supervised `chantryd run` child per wanted profile.
+//! * [`killswitch`]: the nftables table of always-on profiles.
+//! * [`netwatch`]: network changes and resume from sleep.
+//! * [`autoconnect`]: start-up and shutdown of the tunnels.
 //! * [`endpoint`]: the Unix control socket and its connections.
 //! * [`client`]: the blocking client chantryctl uses.
 
 pub mod auth;
+pub mod autoconnect;
 pub mod client;
 pub mod endpoint;
+pub mod killswitch;
+pub mod netwatch;
 pub mod profile;
 pub mod store;
 pub mod tunnels;
@@ -77,16 +83,17 @@ async fn serve(opts: Options) -> anyhow::Result<()> {
         tunnels: tunnels.clone(),
     });
     let _ = store.log_event(None, "start", "service started").await;
-    tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
-    notify_ready();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("SIGTERM handler")?;
+    let watcher = autoconnect::start(&store, &tunnels).await;
+    tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
+    notify_ready();
     tokio::select! {
         r = endpoint::accept_loop(listener, service) => r?,
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
     }
-    tunnels.stop_all().await;
+    autoconnect::stop(&tunnels, watcher).await;
     let _ = std::fs::remove_file(&opts.socket);
     let _ = store.log_event(None, "stop", "service stopped").await;
     Ok(())
