@@ -22,6 +22,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod service;
+
 /// The chantryd binary under test.
 pub fn chantryd() -> PathBuf {
     if let Ok(p) = std::env::var("CHANTRYD") {
@@ -147,6 +149,23 @@ impl Netns {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// A UDP socket bound to `addr` inside the namespace (created on a
+    /// short-lived thread that entered it; the socket stays there), with a
+    /// one-second read timeout.
+    pub fn udp_bind(&self, addr: std::net::SocketAddr) -> std::net::UdpSocket {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let sock = std::net::UdpSocket::bind(addr).expect("udp bind in namespace");
+            sock.set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("read timeout");
+            sock
+        })
+        .join()
+        .expect("namespace thread")
     }
 
     /// Pings `addr` once a second until it answers or `limit` passes;
