@@ -22,6 +22,9 @@ enum Cmd {
         /// The sanctum.conf.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        /// Internal (the service): stop when process PID, the parent, dies.
+        #[arg(long, value_name = "PID", hide = true)]
+        die_with_parent: Option<i32>,
     },
     /// Checks a sanctum.conf and its key files; starts nothing.
     Check {
@@ -69,7 +72,12 @@ fn main() -> ExitCode {
         Cmd::Run { .. } | Cmd::Check { .. } => init_logs(false),
     }
     let result = match cli.command {
-        Cmd::Run { config } => guardian::run(&config),
+        Cmd::Run {
+            config,
+            die_with_parent,
+        } => die_with_parent
+            .map_or(Ok(()), service::tunnels::follow_parent)
+            .and_then(|()| guardian::run(&config)),
         Cmd::Check { config } => guardian::setup::load(&config)
             .map(|_| ())
             .map_err(Into::into),
@@ -113,5 +121,8 @@ fn init_logs(role: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(role)
+        // A closed stderr (the service that read it died) must not turn
+        // every log line into a panic of the guardian or a role.
+        .log_internal_errors(false)
         .init();
 }

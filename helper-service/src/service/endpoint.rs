@@ -375,6 +375,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             {
                 return Err(not_found(&name));
             }
+            tunnels.refresh(&name);
             Ok(Response::Done)
         }
         Request::Remove { name } => {
@@ -384,10 +385,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map_err(internal)?
                 .ok_or_else(|| not_found(&name))?;
             let state = tunnels.status(&name).state;
-            if matches!(
-                state,
-                chantry_core::ipc::TunnelState::Connecting | chantry_core::ipc::TunnelState::Up
-            ) {
+            if tunnels.wanted(&name) {
                 return Err(fail(
                     ErrorCode::Busy,
                     format!("`{name}` is {state}: disconnect it first"),
@@ -434,6 +432,6 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map_err(internal)
         }
         Request::GetSettings => settings::get(store).await,
-        Request::SetSettings(new) => settings::set(store, &service.logs, new, uid).await,
+        Request::SetSettings(new) => settings::set(store, &service.logs, tunnels, new, uid).await,
     }
 }

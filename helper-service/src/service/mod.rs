@@ -8,7 +8,10 @@
 //! * [`profile`]: an import request checked into a profile, and back.
 //! * [`vicar_import`]: a profile from a vicar file.
 //! * [`conf_text`]: the sanctum.conf lines the service rewrites.
-//! * [`tunnels`]: one `chantryd run` child per connected profile.
+//! * [`tunnels`]: one supervised `chantryd run` child per wanted profile.
+//! * [`killswitch`]: the nftables table of always-on profiles.
+//! * [`netwatch`]: network changes and resume from sleep.
+//! * [`autoconnect`]: start-up and shutdown of the tunnels.
 //! * [`stats`]: each running tunnel's numbers, from its control socket.
 //! * [`logbook`]: the kept and streamed log lines.
 //! * [`settings`]: the service-wide settings.
@@ -17,10 +20,13 @@
 //! * [`client`]: the blocking client chantryctl uses.
 
 pub mod auth;
+pub mod autoconnect;
 pub mod client;
 pub mod conf_text;
 pub mod endpoint;
+pub mod killswitch;
 pub mod logbook;
+pub mod netwatch;
 pub mod profile;
 pub mod reply;
 pub mod settings;
@@ -87,10 +93,10 @@ async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()>
     let store = store::Store::open(&opts.state_dir)
         .await
         .with_context(|| format!("state directory {}", opts.state_dir.display()))?;
-    settings::apply_stored(&store, &logs)
+    let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
+    settings::apply_stored(&store, &logs, &tunnels)
         .await
         .context("stored settings")?;
-    let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
     let events = tunnels.event_sender();
     store.record_to(events.clone());
     logs.stream_to(events.clone());
@@ -111,17 +117,18 @@ async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()>
         stats,
     });
     let _ = store.log_event(None, "start", "service started").await;
-    tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
-    notify_ready();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("SIGTERM handler")?;
+    let watcher = autoconnect::start(&store, &tunnels).await;
+    tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
+    notify_ready();
     tokio::select! {
         r = endpoint::accept_loop(listener, service) => r?,
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
     }
     poller.abort();
-    tunnels.stop_all().await;
+    autoconnect::stop(&tunnels, watcher).await;
     let _ = std::fs::remove_file(&opts.socket);
     let _ = store.log_event(None, "stop", "service stopped").await;
     Ok(())
