@@ -12,6 +12,8 @@
 //! of the same sanctum.conf family, written by [`Conf::write_sanctum`], and
 //! its roles run as system users this harness creates ([`sanctum_user`]).
 
+pub mod cathedral;
+
 use std::fs;
 use std::io::Write;
 use std::net::Ipv4Addr;
