@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Daemon, Netns, TempDir, roles, sh, uid_of, write_secret};
+use crate::{
+    Daemon, Impl, Netns, TempDir, key_role, roles, sanctum_user, sh, uid_of, user_ids, write_secret,
+};
 
 /// The flock every identity registers in.
 pub const FLOCK: u64 = 0xcafe_0000;
@@ -195,11 +197,21 @@ impl ClientSpec {
     }
 }
 
-/// Writes a client's configuration with identity `d`'s keys and the
-/// shared secret into `dir`; returns the configuration's path.
+/// Writes a chantryd client's configuration with identity `d`'s keys and
+/// the shared secret into `dir`; returns the configuration's path.
 pub fn client_conf(dir: &TempDir, spec: &ClientSpec, d: &Identity) -> PathBuf {
+    client_conf_for(Impl::Chantryd, dir, spec, d)
+}
+
+/// [`client_conf`] for `which` daemon. For the C reference the roles run
+/// as its system users ([`sanctum_user`]), the control socket belongs to
+/// its control role's user, and the key files (which its chapel opens
+/// after dropping privileges) to its chapel's user, with `dir` made
+/// traversable (0711), as [`crate::Conf::write_sanctum`] does.
+pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec, d: &Identity) -> PathBuf {
     let name = spec.name();
-    write_secret(&dir.join("shared.secret"), 42);
+    let secret = dir.join(&format!("{name}.secret"));
+    write_secret(&secret, 42);
     let cs = dir.join(&format!("{name}.cs"));
     write_key(&cs, &d.cs);
     let cosk = dir.join(&format!("{name}.cosk"));
@@ -207,12 +219,27 @@ pub fn client_conf(dir: &TempDir, spec: &ClientSpec, d: &Identity) -> PathBuf {
     let nat = spec
         .nat_port
         .map_or(String::new(), |p| format!("cathedral_nat_port {p}\n"));
+    let (control_owner, runs) = match which {
+        Impl::Chantryd => ("root".to_owned(), run_lines("tunnel", spec.side)),
+        Impl::Sanctum => {
+            let (uid, gid) = user_ids(&sanctum_user(key_role("tunnel"))).expect("chapel user");
+            for f in [&secret, &cs, &cosk] {
+                std::os::unix::fs::chown(f, Some(uid), Some(gid)).expect("chown key");
+            }
+            fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
+            let runs = roles("tunnel")
+                .into_iter()
+                .map(|r| format!("run {r} as {}\n", sanctum_user(r)))
+                .collect();
+            (sanctum_user("control"), runs)
+        }
+    };
     let text = format!(
         "mode tunnel\ninstance {name}\nspi {:#06x}\nsecret {}\nlocal {}\n\
          tunnel {}/30 1422\ncathedral {}\ncathedral_id {:x}\n\
-         cathedral_flock {FLOCK:x}\ncathedral_secret {}\ncathedral_cosk {}\n{nat}control {} root\n{}{}",
+         cathedral_flock {FLOCK:x}\ncathedral_secret {}\ncathedral_cosk {}\n{nat}control {} {control_owner}\n{runs}{}",
         d.spi,
-        dir.join("shared.secret").display(),
+        secret.display(),
         spec.local,
         spec.inner,
         spec.cathedral,
@@ -220,7 +247,6 @@ pub fn client_conf(dir: &TempDir, spec: &ClientSpec, d: &Identity) -> PathBuf {
         cs.display(),
         cosk.display(),
         spec.control(dir).display(),
-        run_lines("tunnel", spec.side),
         spec.extra,
     );
     let path = dir.join(&format!("{name}.conf"));
