@@ -127,6 +127,8 @@ struct Watch {
     addr: SocketAddrV4,
     since: Instant,
     first_heard: Option<Instant>,
+    /// When the silence limit runs out, as of the last tick.
+    deadline: Instant,
 }
 
 /// The relay → direct → relay life of a cathedral client's peer path.
@@ -200,6 +202,7 @@ impl PathKeeper {
                 addr,
                 since: now,
                 first_heard: None,
+                deadline: now + PUNCH_WINDOW,
             },
         };
         // Stamps from before the switch belong to the previous peer
@@ -208,11 +211,12 @@ impl PathKeeper {
         if let Some(h) = heard {
             w.first_heard.get_or_insert(h);
         }
-        self.watch = Some(w);
         let (from, limit) = match heard {
             Some(h) => (h, DIRECT_SILENCE),
             None => (w.since, PUNCH_WINDOW),
         };
+        w.deadline = from + limit;
+        self.watch = Some(w);
         let silent = now.saturating_since(from);
         if silent < limit {
             return None;
@@ -240,7 +244,7 @@ impl PathKeeper {
     /// back-off or the silence limit of the watched path.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let backoff = self.backing_off_until(now);
-        let watch = self.watch.map(|w| w.since + PUNCH_WINDOW);
+        let watch = self.watch.map(|w| w.deadline);
         match (backoff, watch) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -307,6 +311,9 @@ mod tests {
         assert_eq!(k.tick(t(34), Some(PEER), CAT, None), None);
         for s in 35..=60 {
             assert_eq!(k.tick(t(s), Some(PEER), CAT, Some(t(s))), None);
+            // The next decision is the silence limit, never in the past
+            // (chapel sleeps until it).
+            assert_eq!(k.next_deadline(t(s)), Some(t(s + 30)));
         }
         assert_eq!(k.tick(t(89), Some(PEER), CAT, Some(t(60))), None);
         let f = k.tick(t(90), Some(PEER), CAT, Some(t(60))).unwrap();
