@@ -12,6 +12,7 @@
 //! of the same sanctum.conf family, written by [`Conf::write_sanctum`], and
 //! its roles run as system users this harness creates ([`sanctum_user`]).
 
+pub mod cathedral;
 pub mod service;
 
 use std::fs;
