@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_packages build-essential pkg-config ca-certificates iproute2 iputils-ping iperf3
+ensure_packages build-essential pkg-config ca-certificates iproute2 iputils-ping iperf3 nftables
 ensure_cargo
 
 echo "==> format"

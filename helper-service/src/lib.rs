@@ -9,8 +9,10 @@
 //! system, see [`service`]).
 //!
 //! `unsafe` is denied crate-wide and allowed only where a mapping of
-//! shared memory, an fd handed over by the guardian, a sandbox syscall or
-//! a Windows security call needs it, each use with a SAFETY comment.
+//! shared memory, an fd handed over by the guardian, a sandbox syscall,
+//! the registration of an owned fd with tokio's reactor (the netlink
+//! socket) or a Windows security call needs it, each use with a SAFETY
+//! comment.
 
 pub mod control;
 #[cfg(target_os = "linux")]

@@ -104,6 +104,9 @@ pub enum Slot {
     Tun,
     /// The tunnel's UDP socket.
     Udp,
+    /// A cathedral's second UDP socket, on `cathedral_nat_port`: NAT
+    /// probes arrive there (purgatory-rx only; nothing is sent from it).
+    NatUdp,
     /// The bound control socket.
     Control,
     /// This role's own wakeup eventfd.
@@ -125,6 +128,7 @@ impl fmt::Display for Slot {
         match self {
             Slot::Tun => f.write_str("tun"),
             Slot::Udp => f.write_str("udp"),
+            Slot::NatUdp => f.write_str("nat-udp"),
             Slot::Control => f.write_str("control"),
             Slot::Wake => f.write_str("wake"),
             Slot::State => f.write_str("state"),
@@ -163,6 +167,7 @@ impl FromStr for Slot {
             None => match s {
                 "tun" => Slot::Tun,
                 "udp" => Slot::Udp,
+                "nat-udp" => Slot::NatUdp,
                 "control" => Slot::Control,
                 "wake" => Slot::Wake,
                 "state" => Slot::State,
@@ -352,6 +357,10 @@ pub struct CathedralPaths {
     pub settings: Option<std::path::PathBuf>,
     /// The address this cathedral advertises as its relay.
     pub public: SocketAddrV4,
+    /// `cathedral_nat_port`: the second socket NAT probes arrive on, if
+    /// set.
+    #[serde(default)]
+    pub nat_port: Option<u16>,
 }
 
 impl RoleSettings {
@@ -381,8 +390,9 @@ mod tests {
         m.insert(Slot::Tun, 3);
         m.insert(Slot::In(Ring::KeyPurgatoryRx), 4);
         m.insert(Slot::Waker(Ring::Heaven), 5);
+        m.insert(Slot::NatUdp, 6);
         let s = m.encode();
-        assert_eq!(s, "tun=3,in:key-purgatory-rx=4,waker:heaven=5");
+        assert_eq!(s, "tun=3,nat-udp=6,in:key-purgatory-rx=4,waker:heaven=5");
         assert_eq!(FdMap::decode(&s).unwrap().encode(), s);
     }
 

@@ -7,181 +7,17 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use chantry_e2e::service::*;
 use chantry_e2e::*;
-
-const GROUP: &str = "chtest-users";
-const ADMIN_GROUP: &str = "chtest-admins";
-const MEMBER: &str = "chtest-member";
-const OUTSIDER: &str = "chtest-outsider";
-
-/// The test's groups and users; removed on drop.
-struct Accounts;
-
-impl Accounts {
-    fn create() -> Accounts {
-        for g in [GROUP, ADMIN_GROUP] {
-            sh(&["groupadd", "-f", g]);
-        }
-        for (user, groups) in [(MEMBER, Some(GROUP)), (OUTSIDER, None)] {
-            let exists = Command::new("id")
-                .args(["-u", user])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !exists {
-                let mut args = vec![
-                    "useradd",
-                    "-M",
-                    "-N",
-                    "-s",
-                    "/usr/sbin/nologin",
-                    "-d",
-                    "/nonexistent",
-                ];
-                if let Some(g) = groups {
-                    args.extend(["-G", g]);
-                }
-                args.push(user);
-                sh(&args);
-            } else if let Some(g) = groups {
-                sh(&["usermod", "-aG", g, user]);
-            }
-        }
-        Accounts
-    }
-}
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for u in [MEMBER, OUTSIDER] {
-            let _ = Command::new("userdel").arg(u).output();
-        }
-        for g in [GROUP, ADMIN_GROUP] {
-            let _ = Command::new("groupdel").arg(g).output();
-        }
-    }
-}
-
-/// The service process, SIGTERM'd on drop.
-struct Service {
-    child: Option<Child>,
-    log: PathBuf,
-    socket: PathBuf,
-}
-
-impl Service {
-    fn start(ns: &Netns, dir: &TempDir) -> Service {
-        let sockdir = dir.join("run");
-        fs::create_dir_all(&sockdir).expect("socket dir");
-        fs::set_permissions(&sockdir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let socket = sockdir.join("chantryd.sock");
-        let state = dir.join("state");
-        let log = dir.join("service.log");
-        let bin = chantryd();
-        let mut cmd = ns.cmd(&[
-            bin.to_str().expect("utf-8"),
-            "service",
-            "--socket",
-            socket.to_str().expect("utf-8"),
-            "--state-dir",
-            state.to_str().expect("utf-8"),
-            "--group",
-            GROUP,
-            "--admin-group",
-            ADMIN_GROUP,
-        ]);
-        let file = fs::File::create(&log).expect("log");
-        cmd.stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .env("RUST_LOG", "info");
-        let child = cmd.spawn().expect("chantryd service");
-        let s = Service {
-            child: Some(child),
-            log,
-            socket,
-        };
-        let start = Instant::now();
-        while !s.log_text().contains("chantryd service ready") {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "service did not start\n{}",
-                s.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        s
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        child.wait().ok()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn chantryctl() -> PathBuf {
-    chantryd().with_file_name("chantryctl")
-}
-
-/// Runs chantryctl against `socket` as `user` (None: root).
-fn ctl(user: Option<&str>, socket: &Path, args: &[&str]) -> Output {
-    let bin = chantryctl();
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--"]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.arg("--service").arg(socket).args(args);
-    cmd.output().expect("chantryctl")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn conf(side: u32) -> Conf {
     Conf {
         instance: format!("chsvc{side}"),
         ..Conf::for_side(side, "tunnel")
     }
-}
-
-/// The state of `name` as the service reports it (as root, JSON).
-fn state_of(socket: &Path, name: &str) -> String {
-    let o = ctl(None, socket, &["status", name, "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    v["tunnels"][0]["state"].as_str().unwrap_or("").to_owned()
 }
 
 #[test]
@@ -203,7 +39,7 @@ fn groups_decide_who_may_do_what() {
         &sock,
         &["import", "-c", conf_a.to_str().unwrap(), "--name", "home"],
     );
-    assert!(o.status.success(), "root import: {}", text(&o));
+    assert!(o.status.success(), "root import: {}", describe(&o));
     let mode = fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
     let key = dir.join("state/keys/home.secret");
@@ -215,17 +51,17 @@ fn groups_decide_who_may_do_what() {
     // Outside the group: the socket itself is closed to it (exit 3), and
     // the message names the group it is open to.
     let o = ctl(Some(OUTSIDER), &sock, &["list"]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(&format!("`{GROUP}`")),
         "{}",
-        text(&o)
+        describe(&o)
     );
     // Even with the socket open to everyone, the peer credentials refuse
     // it at the handshake (exit 4), naming the group.
     fs::set_permissions(&sock, fs::Permissions::from_mode(0o666)).expect("chmod");
     let o = ctl(Some(OUTSIDER), &sock, &["list"]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", describe(&o));
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
         err.contains("may not use chantryd") && err.contains(&format!("`{GROUP}`")),
@@ -235,11 +71,11 @@ fn groups_decide_who_may_do_what() {
 
     // A member lists, connects and disconnects, but may not import.
     let o = ctl(Some(MEMBER), &sock, &["list"]);
-    assert!(o.status.success(), "member list: {}", text(&o));
+    assert!(o.status.success(), "member list: {}", describe(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("home"),
         "{}",
-        text(&o)
+        describe(&o)
     );
     let o = ctl(
         Some(MEMBER),
@@ -247,7 +83,7 @@ fn groups_decide_who_may_do_what() {
         &["import", "-c", "/dev/null", "--name", "x"],
     );
     // /dev/null is not a configuration: the client fails before asking.
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     let readable = dir.join("member.conf");
     let secret = dir.join("member.secret");
     write_secret(&secret, 9);
@@ -270,17 +106,17 @@ fn groups_decide_who_may_do_what() {
         &sock,
         &["import", "-c", readable.to_str().unwrap(), "--name", "x"],
     );
-    assert_eq!(o.status.code(), Some(4), "member import: {}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "member import: {}", describe(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(&format!("`{ADMIN_GROUP}`")),
         "{}",
-        text(&o)
+        describe(&o)
     );
     let o = ctl(Some(MEMBER), &sock, &["remove", "home"]);
-    assert_eq!(o.status.code(), Some(4), "member remove: {}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "member remove: {}", describe(&o));
 
     let o = ctl(Some(MEMBER), &sock, &["up", "home"]);
-    assert!(o.status.success(), "member up: {}", text(&o));
+    assert!(o.status.success(), "member up: {}", describe(&o));
     let start = Instant::now();
     while state_of(&sock, "home") != "up" {
         assert!(
@@ -299,16 +135,16 @@ fn groups_decide_who_may_do_what() {
         service.log_text()
     );
     let o = ctl(Some(MEMBER), &sock, &["down", "home"]);
-    assert!(o.status.success(), "member down: {}", text(&o));
+    assert!(o.status.success(), "member down: {}", describe(&o));
     assert_eq!(state_of(&sock, "home"), "down");
     assert!(!pair.a.ping_once(INNER_B));
 
     // Root removes; the key file goes with the profile.
     let o = ctl(None, &sock, &["remove", "home"]);
-    assert!(o.status.success(), "root remove: {}", text(&o));
+    assert!(o.status.success(), "root remove: {}", describe(&o));
     assert!(!key.exists());
     let o = ctl(None, &sock, &["status", "home"]);
-    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(5), "{}", describe(&o));
 
     // A tunnel still up when the service stops is taken down with it.
     let o = ctl(
@@ -316,9 +152,9 @@ fn groups_decide_who_may_do_what() {
         &sock,
         &["import", "-c", conf_a.to_str().unwrap(), "--name", "again"],
     );
-    assert!(o.status.success(), "root import: {}", text(&o));
+    assert!(o.status.success(), "root import: {}", describe(&o));
     let o = ctl(None, &sock, &["up", "again"]);
-    assert!(o.status.success(), "root up: {}", text(&o));
+    assert!(o.status.success(), "root up: {}", describe(&o));
     let start = Instant::now();
     let pid = loop {
         let o = ctl(None, &sock, &["status", "again", "--json"]);

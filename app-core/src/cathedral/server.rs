@@ -3,6 +3,14 @@
 //! NAT probes, and the forwarding of exchange offers and data packets
 //! between the registered tunnels of a flock (§8.10).
 //!
+//! NAT test (§8.4 step 6): a CIBORIUM probe whose source equals the
+//! tunnel's main-path source makes that source the tunnel's p2p address;
+//! a different source (a port-changing NAT) clears it. Unlike the
+//! reference, a p2p address is used only while probes keep confirming it
+//! ([`P2P_MAX_AGE`]): a client that stops probing (chantryd's does after a
+//! failed direct path, see [`super::path`]) is relayed again, and so is its
+//! peer.
+//!
 //! Not here yet: shroud, ambry distribution, liturgy, remembrance,
 //! federation (CATACOMB is refused as "not from a federation peer"),
 //! bandwidth caps, offer TFC padding.
@@ -35,6 +43,11 @@ pub const TUNNEL_MAX_AGE: Duration = Duration::from_secs(120);
 pub const P2P_COOLDOWN: Duration = Duration::from_secs(15);
 /// How often the registry is swept for expired tunnels.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// A p2p address not confirmed by a NAT probe for this long is no longer
+/// named in INFO replies: four notify intervals, so two or three lost
+/// probes in a row do not end a direct path. (The reference keeps it until
+/// the client restarts or its NAT is seen to change ports.)
+pub const P2P_MAX_AGE: Duration = Duration::from_secs(20);
 
 /// A registry key: (source flock with domain, destination flock with
 /// domain, tunnel id).
@@ -92,8 +105,14 @@ pub struct Counters {
     pub info: u64,
     /// Verified NAT probes.
     pub nat_probes: u64,
+    /// Of those, probes whose source differed from the tunnel's main-path
+    /// source (a port-changing NAT: that tunnel is relayed).
+    pub nat_changed: u64,
     /// INFO replies sent.
     pub info_replies: u64,
+    /// Of those, replies naming the peer's NAT-tested address (p2p)
+    /// rather than the relay.
+    pub info_p2p: u64,
     /// Tunnels created.
     pub registered: u64,
     /// Instance changes seen (peer restarts).
@@ -120,7 +139,16 @@ struct Tunnel {
     rx_pending: u32,
     last_seen: Instant,
     p2p: Option<SocketAddrV4>,
+    p2p_seen: Instant,
     p2p_cooldown: Instant,
+}
+
+impl Tunnel {
+    /// The p2p address, if a probe confirmed it recently enough.
+    fn p2p_at(&self, now: Instant) -> Option<SocketAddrV4> {
+        self.p2p
+            .filter(|_| now.saturating_since(self.p2p_seen) < P2P_MAX_AGE)
+    }
 }
 
 /// The cathedral: registry, replies, relay.
@@ -282,8 +310,10 @@ impl Cathedral {
             if t.addr != from {
                 // A port-changing NAT: no p2p for this client.
                 t.p2p = None;
+                self.counters.nat_changed += 1;
             } else if now.mono >= t.p2p_cooldown {
                 t.p2p = Some(from);
+                t.p2p_seen = now.mono;
             }
             return Ok(());
         }
@@ -297,6 +327,7 @@ impl Cathedral {
                 rx_pending: 0,
                 last_seen: now.mono,
                 p2p: None,
+                p2p_seen: now.mono,
                 p2p_cooldown: now.mono + P2P_COOLDOWN,
             }
         });
@@ -344,10 +375,12 @@ impl Cathedral {
             local_port_raw: me.addr.port().to_be_bytes(),
             ..InfoBody::default()
         };
-        match (me.p2p, peer.p2p) {
+        let mut p2p = false;
+        match (me.p2p_at(now.mono), peer.p2p_at(now.mono)) {
             (Some(a), Some(b)) if a.ip() != b.ip() => {
                 body.peer_ip = *b.ip();
                 body.peer_port = b.port();
+                p2p = true;
             }
             (a, b) => {
                 let cooled = now.mono >= me.p2p_cooldown && now.mono >= peer.p2p_cooldown;
@@ -375,6 +408,9 @@ impl Cathedral {
         let sealed = Offer::new(header, now.wall, &OfferBody::Info(body), extra).seal(&key);
         self.out.push_back((to, sealed.to_vec()));
         self.counters.info_replies += 1;
+        if p2p {
+            self.counters.info_p2p += 1;
+        }
     }
 
     /// An exchange offer between two registered tunnels (§8.10).

@@ -189,8 +189,9 @@ impl Request {
 }
 
 /// A profile to store: the text of a sanctum.conf and the key material its
-/// `secret` line names. The service rewrites the `secret` path to its own
-/// copy.
+/// `secret` line names (and, for a cathedral client, its `kek`,
+/// `cathedral_secret` and `cathedral_cosk` lines). The service rewrites
+/// each of those paths to its own copy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
@@ -198,7 +199,8 @@ pub struct ImportRequest {
     pub name: String,
     /// The sanctum.conf text.
     pub config: String,
-    /// The contents of the shared secret file.
+    /// The contents of the shared secret file; empty for a profile with a
+    /// `kek` whose secret has not been unwrapped from an ambry yet.
     pub secret: KeyMaterial,
     /// Bring it up when the service starts.
     #[serde(default)]
@@ -206,6 +208,15 @@ pub struct ImportRequest {
     /// Keep the machine fail-closed while it is not up.
     #[serde(default)]
     pub always_on: bool,
+    /// The contents of the `kek` file, if the configuration names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kek: Option<KeyMaterial>,
+    /// The contents of the `cathedral_secret` file, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cathedral_secret: Option<KeyMaterial>,
+    /// The contents of the `cathedral_cosk` file, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cathedral_cosk: Option<KeyMaterial>,
 }
 
 /// A profile to store from a vicar file: the file gives the cathedral, the
@@ -478,12 +489,22 @@ pub struct ExportedProfile {
     /// The sanctum.conf text as stored (its `secret` line names the
     /// service's copy).
     pub config: String,
-    /// The shared secret file's contents.
+    /// The shared secret file's contents (empty for a profile with a
+    /// `kek` whose secret has not been unwrapped from an ambry yet).
     pub secret: KeyMaterial,
     /// Auto-connect flag.
     pub auto_connect: bool,
     /// Always-on flag.
     pub always_on: bool,
+    /// The `kek` file's contents, if the configuration names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kek: Option<KeyMaterial>,
+    /// The `cathedral_secret` file's contents, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cathedral_secret: Option<KeyMaterial>,
+    /// The `cathedral_cosk` file's contents, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cathedral_cosk: Option<KeyMaterial>,
 }
 
 /// An event of the subscription stream.

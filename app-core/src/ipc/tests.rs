@@ -131,6 +131,9 @@ fn key_material_is_hex_and_never_printed() {
         secret: KeyMaterial::new(vec![0x00, 0xab, 0x7f]),
         auto_connect: true,
         always_on: false,
+        kek: None,
+        cathedral_secret: None,
+        cathedral_cosk: None,
     });
     let json = serde_json::to_string(&req).unwrap();
     assert_eq!(
@@ -138,6 +141,17 @@ fn key_material_is_hex_and_never_printed() {
         r#"{"op":"import","name":"p","config":"mode tunnel\n","secret":"00ab7f","auto_connect":true,"always_on":false}"#
     );
     assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), req);
+    // The cathedral key files are optional fields, present when given.
+    let Request::Import(mut with_kek) = req.clone() else {
+        unreachable!()
+    };
+    with_kek.kek = Some(KeyMaterial::new(vec![0x01]));
+    let json = serde_json::to_string(&Request::Import(with_kek.clone())).unwrap();
+    assert!(json.ends_with(r#""always_on":false,"kek":"01"}"#), "{json}");
+    assert_eq!(
+        serde_json::from_str::<Request>(&json).unwrap(),
+        Request::Import(with_kek)
+    );
     let debug = format!("{req:?}");
     assert!(debug.contains("KeyMaterial(3 bytes, redacted)"), "{debug}");
     assert!(!debug.contains("ab"), "{debug}");

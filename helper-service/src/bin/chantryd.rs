@@ -23,6 +23,9 @@ enum Cmd {
         /// The sanctum.conf.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        /// Internal (the service): stop when process PID, the parent, dies.
+        #[arg(long, value_name = "PID", hide = true)]
+        die_with_parent: Option<i32>,
     },
     /// Checks a sanctum.conf and its key files; starts nothing.
     Check {
@@ -89,23 +92,25 @@ fn version() -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let role = matches!(cli.command, Cmd::Role { .. });
-    #[cfg(windows)]
-    if let Cmd::Service {
-        scm: true,
-        state_dir,
-        ..
-    } = &cli.command
-    {
-        // The service control manager gives the service no stderr.
-        if let Err(e) = init_file_logs(&state_dir.join("chantryd.log")) {
-            eprintln!("chantryd: log file: {e}");
-        }
+    match cli.command {
+        // install, uninstall: plain stderr.
+        Cmd::Service {
+            action: Some(_), ..
+        } => init_logs(false),
+        // The service installs its own subscriber: stderr (on Windows
+        // under the service control manager: a file) and its log ring.
+        Cmd::Service { .. } => {}
+        Cmd::Role { .. } => init_logs(true),
+        Cmd::Run { .. } | Cmd::Check { .. } => init_logs(false),
     }
-    init_logs(role);
     let result = match cli.command {
         #[cfg(target_os = "linux")]
-        Cmd::Run { config } => guardian::run(&config),
+        Cmd::Run {
+            config,
+            die_with_parent,
+        } => die_with_parent
+            .map_or(Ok(()), service::tunnels::follow_parent)
+            .and_then(|()| guardian::run(&config)),
         #[cfg(target_os = "linux")]
         Cmd::Check { config } => guardian::setup::load(&config)
             .map(|_| ())
@@ -155,36 +160,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; roles prefix theirs with the role name. (A no-op
-/// if [`init_file_logs`] ran first.)
+/// Logs go to stderr; roles prefix theirs with the role name.
 fn init_logs(role: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(role)
-        .try_init();
-}
-
-/// Logs are appended to `path` (the Windows service's log, in its state
-/// directory).
-#[cfg(windows)]
-fn init_file_logs(path: &std::path::Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .try_init()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(role)
+        // A closed stderr (the service that read it died) must not turn
+        // every log line into a panic of the guardian or a role.
+        .log_internal_errors(false)
+        .init();
 }

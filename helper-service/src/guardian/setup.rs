@@ -231,6 +231,7 @@ fn cathedral_paths(config: &Config, path: &Path) -> Result<Option<CathedralPaths
         secretdir: secretdir.to_owned(),
         settings: config.settings().map(Path::to_owned),
         public: config.cathedral_ip().unwrap_or(config.local()),
+        nat_port: config.cathedral_nat_port(),
     }))
 }
 

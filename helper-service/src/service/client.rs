@@ -1,5 +1,6 @@
 //! A blocking client of the control endpoint (chantryctl's).
 
+use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -39,12 +40,17 @@ impl From<std::io::Error> for ClientError {
     }
 }
 
+/// Events a [`Client`] keeps while it waits for an answer (after a
+/// subscribe); beyond this many the oldest are dropped.
+pub const PENDING_EVENTS: usize = 4096;
+
 /// One connection to chantryd, past the handshake.
 #[derive(Debug)]
 pub struct Client {
     stream: super::transport::ClientStream,
     dec: FrameDecoder,
     next_id: u64,
+    pending: VecDeque<Event>,
     /// The service's hello.
     pub hello: ServerHello,
 }
@@ -60,6 +66,7 @@ impl Client {
             stream,
             dec: FrameDecoder::new(MAX_FRAME),
             next_id: 1,
+            pending: VecDeque::new(),
             hello: ServerHello {
                 version: 0,
                 server: String::new(),
@@ -97,8 +104,9 @@ impl Client {
         }
     }
 
-    /// Sends `request` and waits for its answer (events that arrive first
-    /// are dropped; use [`Client::next_event`] after a subscribe).
+    /// Sends `request` and waits for its answer. Events that arrive first
+    /// are kept (up to [`PENDING_EVENTS`]) for [`Client::next_event`] and
+    /// [`Client::take_events`].
     pub fn call(&mut self, request: Request) -> Result<Response, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
@@ -110,13 +118,29 @@ impl Client {
                 ServerMessage::Error { id: got, error } if got == Some(id) || got.is_none() => {
                     return Err(ClientError::Refused(error));
                 }
+                ServerMessage::Event(e) => {
+                    if self.pending.len() >= PENDING_EVENTS {
+                        self.pending.pop_front();
+                    }
+                    self.pending.push_back(e);
+                }
                 _ => {}
             }
         }
     }
 
-    /// The next event of a subscription.
+    /// The events that arrived while [`Client::call`] waited, oldest
+    /// first; none are kept after this.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.pending.drain(..).collect()
+    }
+
+    /// The next event of a subscription (those kept by [`Client::call`]
+    /// first).
     pub fn next_event(&mut self) -> Result<Event, ClientError> {
+        if let Some(e) = self.pending.pop_front() {
+            return Ok(e);
+        }
         loop {
             match self.read()? {
                 ServerMessage::Event(e) => return Ok(e),

@@ -11,16 +11,20 @@ use std::time::Duration;
 use chantry_core::ipc::{
     ClientHello, ErrorCode, ErrorReply, Event, FrameDecoder, FrameError, PROTOCOL_VERSION,
     Privilege, ProfileInfo, Request, RequestFrame, Response, ServerHello, ServerMessage,
-    decode_message, encode_message,
+    TunnelStatus, decode_message, encode_message,
 };
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{Semaphore, broadcast};
 
 use super::auth::Groups;
+use super::logbook::{self, LogBook};
 use super::profile::{self, ImportError};
+use super::reply::{fail, internal, not_found};
+use super::stats::Stats;
 use super::store::Store;
 use super::transport::{Caller, Listener};
 use super::tunnels::Tunnels;
+use super::{killswitch, settings, vicar_import};
 
 pub use super::transport::bind;
 
@@ -42,6 +46,10 @@ pub struct Service {
     pub store: Store,
     /// The running tunnels.
     pub tunnels: Tunnels,
+    /// The kept log lines.
+    pub logs: Arc<LogBook>,
+    /// The running tunnels' numbers.
+    pub stats: Stats,
 }
 
 /// Accepts connections until an error of the listening socket.
@@ -208,7 +216,7 @@ pub async fn connection<S: AsyncRead + AsyncWrite>(
                 }
                 let answer = match handle(service, req.request, uid).await {
                     Ok(response) => ServerMessage::Response { id, response },
-                    Err((code, message)) => error(Some(id), code, message),
+                    Err(error) => ServerMessage::Error { id: Some(id), error },
                 };
                 send(&mut wr, &answer).await?;
             }
@@ -236,21 +244,20 @@ async fn next_event(
     }
 }
 
-type Failure = (ErrorCode, String);
+type Failure = ErrorReply;
 
-fn internal(e: impl std::fmt::Display) -> Failure {
-    tracing::error!("{e}");
-    (ErrorCode::Internal, e.to_string())
-}
-
-fn not_found(name: &str) -> Failure {
-    (ErrorCode::NotFound, format!("no profile named `{name}`"))
+/// Refuses to make a profile always-on where there is no kill switch
+/// ([`killswitch::unsupported`]): it would run open.
+fn always_on_possible(always_on: bool) -> Result<(), Failure> {
+    match killswitch::unsupported() {
+        Some(why) if always_on => Err(fail(ErrorCode::Invalid, why)),
+        _ => Ok(()),
+    }
 }
 
 async fn handle(service: &Service, request: Request, uid: u32) -> Result<Response, Failure> {
     let store = &service.store;
     let tunnels = &service.tunnels;
-    let request_op = request.op();
     match request {
         Request::List => {
             let profiles = store.list().await.map_err(internal)?;
@@ -287,7 +294,21 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                     .collect(),
             };
             Ok(Response::Status {
-                tunnels: names.iter().map(|n| tunnels.status(n)).collect(),
+                tunnels: names
+                    .iter()
+                    .map(|n| {
+                        let status = tunnels.status(n);
+                        let running = matches!(
+                            status.state,
+                            chantry_core::ipc::TunnelState::Connecting
+                                | chantry_core::ipc::TunnelState::Up
+                        );
+                        TunnelStatus {
+                            stats: service.stats.latest(n).filter(|_| running),
+                            ..status
+                        }
+                    })
+                    .collect(),
             })
         }
         Request::Subscribe => Ok(Response::Done),
@@ -312,20 +333,21 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             Ok(Response::Done)
         }
         Request::Import(req) => {
+            always_on_possible(req.always_on)?;
             if store.get(&req.name).await.map_err(internal)?.is_some() {
-                return Err((
+                return Err(fail(
                     ErrorCode::Exists,
                     format!("a profile named `{}` exists", req.name),
                 ));
             }
             let p = profile::prepare(store, &req).map_err(|e| match e {
                 ImportError::BadName(_) | ImportError::Invalid(_) => {
-                    (ErrorCode::Invalid, e.to_string())
+                    fail(ErrorCode::Invalid, e.to_string())
                 }
                 ImportError::Store(e) => internal(e),
             })?;
             if !store.insert(&p).await.map_err(internal)? {
-                return Err((
+                return Err(fail(
                     ErrorCode::Exists,
                     format!("a profile named `{}` exists", p.name),
                 ));
@@ -341,6 +363,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             auto_connect,
             always_on,
         } => {
+            always_on_possible(always_on == Some(true))?;
             if !store
                 .edit(&name, auto_connect, always_on)
                 .await
@@ -348,6 +371,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             {
                 return Err(not_found(&name));
             }
+            tunnels.refresh(&name);
             Ok(Response::Done)
         }
         Request::Remove { name } => {
@@ -357,11 +381,8 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map_err(internal)?
                 .ok_or_else(|| not_found(&name))?;
             let state = tunnels.status(&name).state;
-            if matches!(
-                state,
-                chantry_core::ipc::TunnelState::Connecting | chantry_core::ipc::TunnelState::Up
-            ) {
-                return Err((
+            if tunnels.wanted(&name) {
+                return Err(fail(
                     ErrorCode::Busy,
                     format!("`{name}` is {state}: disconnect it first"),
                 ));
@@ -379,23 +400,37 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .await
                 .map_err(internal)?
                 .ok_or_else(|| not_found(&name))?;
-            let secret = store.read_key(&name).map_err(internal)?;
-            Ok(Response::Export(chantry_core::ipc::ExportedProfile {
-                name: p.name,
-                config: p.config,
-                secret,
-                auto_connect: p.auto_connect,
-                always_on: p.always_on,
-            }))
+            profile::export(store, p)
+                .map(Response::Export)
+                .map_err(internal)
         }
-        Request::ImportVicar(_)
-        | Request::Events { .. }
-        | Request::Logs { .. }
-        | Request::History { .. }
-        | Request::GetSettings
-        | Request::SetSettings(_) => Err((
-            ErrorCode::Invalid,
-            format!("`{}` is not served by this build yet", request_op),
-        )),
+        Request::ImportVicar(req) => {
+            always_on_possible(req.always_on)?;
+            vicar_import::import(store, req, uid).await
+        }
+        Request::Events { name, limit } => store
+            .event_log(name.as_deref(), limit.min(logbook::MAX_LIMIT))
+            .await
+            .map(|events| Response::Events { events })
+            .map_err(internal),
+        Request::Logs { name, limit } => Ok(Response::Logs {
+            lines: service.logs.lines(name.as_deref(), limit),
+        }),
+        Request::History { name, seconds } => {
+            store
+                .get(&name)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(&name))?;
+            let span = u64::from(seconds).min(super::store::SAMPLES_KEPT_S);
+            let since = super::tunnels::unix_now().saturating_sub(span);
+            store
+                .history(&name, since)
+                .await
+                .map(|samples| Response::History { samples })
+                .map_err(internal)
+        }
+        Request::GetSettings => settings::get(store).await,
+        Request::SetSettings(new) => settings::set(store, &service.logs, tunnels, new, uid).await,
     }
 }

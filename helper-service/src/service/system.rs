@@ -5,18 +5,21 @@
 
 use std::path::Path;
 
-/// Completes on SIGTERM (Unix). On Windows the service control manager's
-/// stop arrives through [`super::run_until`] instead, so this never does.
-pub async fn terminated() -> std::io::Result<()> {
+/// Listens for SIGTERM (Unix) from now on; the future completes when it
+/// arrives. On Windows the service control manager's stop arrives
+/// through [`super::run_with`] instead, so the future never completes.
+pub fn terminate_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::terminate())?.recv().await;
-        Ok(())
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            term.recv().await;
+        })
     }
     #[cfg(not(unix))]
     {
-        std::future::pending().await
+        Ok(std::future::pending())
     }
 }
 

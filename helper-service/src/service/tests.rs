@@ -14,7 +14,7 @@ use chantry_core::ipc::{
 };
 
 use super::client::{Client, ClientError};
-use super::{auth, endpoint, store, tunnels};
+use super::{auth, endpoint, logbook, stats, store, tunnels};
 
 /// Starts a service on a socket in a fresh directory, on its own thread.
 fn start(tag: &str) -> PathBuf {
@@ -35,6 +35,8 @@ fn start(tag: &str) -> PathBuf {
                 groups: auth::Groups::resolve("chtest-nogroup-a", "chtest-nogroup-b"),
                 tunnels: tunnels::Tunnels::new("/nonexistent".into(), store.clone()),
                 store,
+                logs: logbook::LogBook::new(100),
+                stats: stats::Stats::default(),
             });
             let listener = endpoint::bind(&sock, &service.groups).unwrap();
             tx.send(()).unwrap();

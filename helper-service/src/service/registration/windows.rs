@@ -9,7 +9,9 @@
 //! is the windows-service crate's.
 
 use std::ffi::OsString;
-use std::sync::{Arc, OnceLock};
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -23,6 +25,7 @@ use windows_service::service_dispatcher;
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
 use crate::service::Options;
+use crate::service::logbook::{self, LogBook};
 
 /// The service's name for the manager (`sc query chantryd`).
 pub const SERVICE_NAME: &str = "chantryd";
@@ -33,6 +36,8 @@ pub const DESCRIPTION: &str =
     "Runs Chantry's control pipe and profiles for the Chantry app and chantryctl.";
 /// The flag that makes `chantryd service` run under the manager.
 pub const SCM_FLAG: &str = "--scm";
+/// The service's log, in its state directory.
+pub const LOG_FILE: &str = "chantryd.log";
 /// How long `uninstall` waits for the service to stop.
 const STOP_WAIT: Duration = Duration::from_secs(20);
 
@@ -144,6 +149,11 @@ fn serve() -> anyhow::Result<()> {
         .get()
         .cloned()
         .context("the service started without options")?;
+    // The manager gives the service no stderr: the lines go to a file in
+    // the state directory, and to the log ring as on every system.
+    let logs = LogBook::new(logbook::RING_LINES);
+    let log_file = opts.state_dir.join(LOG_FILE);
+    logbook::install_with(&logs, Mutex::new(open_log(&log_file)?), false);
     let stop = Arc::new(Notify::new());
     let on_control = {
         let stop = stop.clone();
@@ -160,11 +170,23 @@ fn serve() -> anyhow::Result<()> {
     let handle = service_control_handler::register(SERVICE_NAME, on_control)
         .context("registering the service control handler")?;
     handle.set_service_status(status(ServiceState::Running, ServiceExitCode::NO_ERROR))?;
-    let result = crate::service::run_until(opts, async move { stop.notified().await });
+    let result = crate::service::run_with(opts, logs, async move { stop.notified().await });
     let code = match &result {
         Ok(()) => ServiceExitCode::NO_ERROR,
         Err(_) => ServiceExitCode::ServiceSpecific(1),
     };
     handle.set_service_status(status(ServiceState::Stopped, code))?;
     result
+}
+
+/// Opens `path` for appending, creating it and its directory.
+fn open_log(path: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening the log file {}", path.display()))
 }

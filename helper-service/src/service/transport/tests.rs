@@ -12,7 +12,7 @@ use chantry_core::ipc::{
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
 use super::Caller;
-use crate::service::{auth, endpoint, store, tunnels};
+use crate::service::{auth, endpoint, logbook, stats, store, tunnels};
 
 struct Peer {
     io: DuplexStream,
@@ -70,6 +70,8 @@ where
             groups: auth::Groups::resolve("chtest-nogroup-a", "chtest-nogroup-b"),
             tunnels: tunnels::Tunnels::new("/nonexistent".into(), store.clone()),
             store,
+            logs: logbook::LogBook::new(100),
+            stats: stats::Stats::default(),
         };
         let (client, server) = tokio::io::duplex(64 * 1024);
         let caller = Caller {
