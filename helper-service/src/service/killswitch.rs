@@ -5,6 +5,10 @@
 //! kernel never holds half a rule set, and removing it is deleting the
 //! table. docs/architecture.md ("Kill switch") says what each rule is
 //! for.
+//!
+//! nftables is Linux's. On macOS (pf) and Windows (WFP) the kill switch
+//! is not built yet: there [`KillSwitch::set`] refuses to lock, and an
+//! always-on profile is refused rather than run open ([`unsupported`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +24,16 @@ use super::store::Profile;
 
 /// The nftables family and name of the service's table.
 pub const TABLE: &str = "inet chantry";
+
+/// `None` where the service has a kill switch (Linux), else why an
+/// always-on profile is refused here.
+pub fn unsupported() -> Option<String> {
+    if cfg!(target_os = "linux") {
+        None
+    } else {
+        Some(KillSwitchError::Unsupported(std::env::consts::OS).to_string())
+    }
+}
 
 /// Why the rules could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +56,12 @@ pub enum KillSwitchError {
         /// What it printed.
         stderr: String,
     },
+    /// This system has no kill switch yet.
+    #[error(
+        "kill switch: not built on {0} yet, so an always-on profile cannot be kept \
+         fail-closed here: it is refused rather than run open"
+    )]
+    Unsupported(&'static str),
 }
 
 /// What one locked profile lets through.
@@ -212,6 +232,9 @@ impl KillSwitch {
     /// the table (or deletes it when nothing is locked any more). Nothing
     /// is run when the set does not change.
     pub async fn set(&self, profile: &str, lock: Option<Lockdown>) -> Result<(), KillSwitchError> {
+        if lock.is_some() && !cfg!(target_os = "linux") {
+            return Err(KillSwitchError::Unsupported(std::env::consts::OS));
+        }
         let mut locks = self.locks.lock().await;
         let changed = match lock {
             Some(l) => locks.insert(profile.to_owned(), l.clone()).as_ref() != Some(&l),
@@ -242,8 +265,12 @@ impl KillSwitch {
         self.locks.lock().await.contains_key(profile)
     }
 
-    /// True if the kernel holds the table (whoever loaded it).
+    /// True if the kernel holds the table (whoever loaded it); never
+    /// where there is no nftables.
     pub async fn present(&self) -> bool {
+        if !cfg!(target_os = "linux") {
+            return false;
+        }
         tokio::process::Command::new(&self.nft)
             .args(["list", "table"])
             .args(TABLE.split(' '))
@@ -386,6 +413,16 @@ table inet chantry {
 }
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn only_linux_has_a_kill_switch_and_elsewhere_always_on_is_refused() {
+        assert_eq!(unsupported().is_some(), !cfg!(target_os = "linux"));
+        assert_eq!(
+            KillSwitchError::Unsupported("windows").to_string(),
+            "kill switch: not built on windows yet, so an always-on profile cannot be kept \
+             fail-closed here: it is refused rather than run open"
+        );
     }
 
     #[test]

@@ -8,15 +8,23 @@
 //! Changes of the tunnels' own TUN devices are ignored: every guardian
 //! start creates one, and a failing tunnel must not retry the others in
 //! a loop.
+//!
+//! The socket and the clocks are Linux's. On macOS and Windows (where no
+//! tunnel runs yet) [`spawn`] watches nothing; the message parsing and
+//! the sleep arithmetic ([`Filter`], [`ResumeDetector`]) are portable.
 
 use std::collections::HashSet;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, socket,
 };
+#[cfg(target_os = "linux")]
 use nix::time::{ClockId, clock_gettime};
+#[cfg(target_os = "linux")]
 use tokio::io::unix::AsyncFd;
 
 use super::tunnels::Tunnels;
@@ -28,8 +36,11 @@ pub const RESUME_THRESHOLD: Duration = Duration::from_secs(3);
 /// Events closer together than this are handled once.
 pub const SETTLE: Duration = Duration::from_millis(300);
 
+#[cfg(target_os = "linux")]
 const RTMGRP_LINK: u32 = 0x1;
+#[cfg(target_os = "linux")]
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+#[cfg(target_os = "linux")]
 const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 
 const NLMSG_HDRLEN: usize = 16;
@@ -219,6 +230,7 @@ impl ResumeDetector {
 }
 
 /// Both clocks now.
+#[cfg(target_os = "linux")]
 fn clocks() -> Option<(Duration, Duration)> {
     let b = clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?;
     let m = clock_gettime(ClockId::CLOCK_MONOTONIC).ok()?;
@@ -227,6 +239,7 @@ fn clocks() -> Option<(Duration, Duration)> {
 
 /// A route-netlink socket subscribed to link, IPv4 address and IPv4
 /// route changes.
+#[cfg(target_os = "linux")]
 fn netlink_socket() -> nix::Result<OwnedFd> {
     let fd = socket(
         AddressFamily::Netlink,
@@ -242,6 +255,7 @@ fn netlink_socket() -> nix::Result<OwnedFd> {
 }
 
 /// Registers the socket with tokio's reactor.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: an `OwnedFd` is open for as long as it lives and its
@@ -254,6 +268,7 @@ fn register(fd: OwnedFd) -> std::io::Result<AsyncFd<OwnedFd>> {
 /// stops: a change retries failed wanted tunnels at once, a resume
 /// restarts every wanted tunnel (both only while
 /// [`Tunnels::reconnect_on_network_change`] is on).
+#[cfg(target_os = "linux")]
 pub fn spawn(tunnels: Tunnels) -> tokio::task::JoinHandle<()> {
     // Subscribed now, before any guardian of this start creates its TUN
     // device, so their link messages teach the filter.
@@ -317,7 +332,21 @@ pub fn spawn(tunnels: Tunnels) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Watches nothing: this system has no netlink and no `CLOCK_BOOTTIME`
+/// (and runs no tunnels yet). Failed tunnels are retried on their timer
+/// only.
+#[cfg(not(target_os = "linux"))]
+pub fn spawn(tunnels: Tunnels) -> tokio::task::JoinHandle<()> {
+    drop(tunnels);
+    tracing::info!(
+        "network changes and resume from sleep are not watched on {}",
+        std::env::consts::OS
+    );
+    tokio::spawn(async {})
+}
+
 /// Waits for one datagram; true if it carries news.
+#[cfg(target_os = "linux")]
 async fn read_news(
     fd: Option<&AsyncFd<OwnedFd>>,
     buf: &mut [u8],
@@ -341,6 +370,7 @@ async fn read_news(
 }
 
 /// Reads what is queued without waiting; true while datagrams came.
+#[cfg(target_os = "linux")]
 fn drain(
     fd: Option<&AsyncFd<OwnedFd>>,
     buf: &mut [u8],
@@ -359,6 +389,7 @@ fn drain(
     }
 }
 
+#[cfg(target_os = "linux")]
 fn judge(buf: &[u8], filter: &mut Filter, tunnels: &Tunnels) -> bool {
     let own = tunnels.interfaces();
     filter.news(buf, &|name| own.iter().any(|o| o == name), &|index| {

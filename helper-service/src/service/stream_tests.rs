@@ -87,7 +87,7 @@ fn start(tag: &str) -> Harness {
                 logs,
                 stats,
             });
-            let listener = endpoint::bind(&sock, None).unwrap();
+            let listener = endpoint::bind(&sock, &service.groups).unwrap();
             tx.send(()).unwrap();
             let _ = endpoint::accept_loop(listener, service).await;
         });

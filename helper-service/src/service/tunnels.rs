@@ -24,8 +24,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chantry_core::ipc::{Event, TunnelState, TunnelStatus};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, ChildStderr};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -201,6 +199,16 @@ impl Tunnels {
     /// after a failure. On `Err` (the guardian could not be started at
     /// all) nothing stays behind.
     pub async fn connect(&self, profile: &Profile) -> Result<(), String> {
+        // Where there is no kill switch an always-on profile would run
+        // open: refused, never started unprotected.
+        if profile.always_on
+            && let Some(why) = super::killswitch::unsupported()
+        {
+            return Err(why);
+        }
+        if let Some(why) = super::system::tunnels_unsupported() {
+            return Err(why);
+        }
         let name = profile.name.clone();
         let rx = {
             let mut map = self.lock();
@@ -520,10 +528,10 @@ impl Tunnels {
     /// SIGTERM, then up to [`STOP_TIMEOUT`] for the guardian to tear down
     /// (its lines still read), then SIGKILL.
     async fn terminate(&self, name: &str, child: &mut Child, lines: &mut Option<Lines>) {
-        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok())
-            && let Err(e) = kill(Pid::from_raw(pid), Signal::SIGTERM)
+        if let Some(pid) = child.id()
+            && let Err(e) = super::system::terminate(pid)
         {
-            tracing::warn!(profile = name, "cannot stop the guardian (pid {pid}): {e}");
+            tracing::warn!(profile = name, "{e}");
         }
         let waited = tokio::time::timeout(STOP_TIMEOUT, async {
             loop {
@@ -650,9 +658,11 @@ pub struct ParentGone(pub i32);
 /// SIGTERM when its parent dies, which it handles like any stop: roles
 /// stopped, TUN device removed. The parent may have died before the
 /// request took effect, so the parent pid is checked right after against
-/// `expected`, the pid the service passed.
+/// `expected`, the pid the service passed. (Linux: PR_SET_PDEATHSIG;
+/// guardians run nowhere else yet.)
+#[cfg(target_os = "linux")]
 pub fn follow_parent(expected: i32) -> anyhow::Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
         .map_err(|e| anyhow::anyhow!("PR_SET_PDEATHSIG: {e}"))?;
     if nix::unistd::getppid().as_raw() != expected {
         return Err(ParentGone(expected).into());
