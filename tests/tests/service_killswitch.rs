@@ -9,10 +9,8 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use chantry_core::ipc::Request;
 use chantry_e2e::service::*;
 use chantry_e2e::*;
-use chantry_service::service::client::Client;
 
 /// `a`'s end of the second veth.
 const SIDE_A: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 1);
@@ -93,16 +91,16 @@ fn datagram_from(listener: &std::net::UdpSocket, from: SocketAddrV4, limit: Dura
     false
 }
 
-/// Changes the flags of the profile `lock` (chantryctl has no edit yet).
+/// Changes the flags of the profile `lock` with `chantryctl edit`.
 fn edit(sock: &std::path::Path, auto_connect: Option<bool>, always_on: Option<bool>) {
-    let mut client = Client::connect(sock).expect("service");
-    client
-        .call(Request::Edit {
-            name: "lock".into(),
-            auto_connect,
-            always_on,
-        })
-        .expect("edit");
+    let flag = |name: &str, v: Option<bool>| v.map(|v| format!("--{name}={v}"));
+    let args: Vec<String> = ["edit".to_owned(), "lock".to_owned()]
+        .into_iter()
+        .chain(flag("auto-connect", auto_connect))
+        .chain(flag("always-on", always_on))
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ctl_ok(sock, &args);
 }
 
 /// Waits (bounded) until the table is `present` or not.

@@ -100,6 +100,26 @@ enum Command {
     /// Import a vicar provisioning file and the sanctum.conf lines it does
     /// not hold as a profile (needs root or the chantry-admin group).
     ImportVicar(VicarArgs),
+    /// Change a profile's flags (needs root or chantry-admin); a connected
+    /// profile follows at once (the kill switch locks or unlocks).
+    #[command(group(
+        ArgGroup::new("flags")
+            .required(true)
+            .multiple(true)
+            .args(["auto_connect", "always_on"])
+    ))]
+    Edit {
+        /// The profile.
+        name: String,
+        /// Connect it whenever the service starts (true/false, yes/no,
+        /// on/off).
+        #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        auto_connect: Option<bool>,
+        /// Keep the machine fail-closed while it is connected (true/false,
+        /// yes/no, on/off).
+        #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        always_on: Option<bool>,
+    },
     /// Remove a profile and its key files (needs root or chantry-admin).
     Remove {
         /// The profile.
@@ -319,6 +339,21 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Down { name } => {
             call(cli, Request::Disconnect { name: name.clone() })?;
             done(cli.json, &format!("{name}: down"))
+        }
+        Command::Edit {
+            name,
+            auto_connect,
+            always_on,
+        } => {
+            call(
+                cli,
+                Request::Edit {
+                    name: name.clone(),
+                    auto_connect: *auto_connect,
+                    always_on: *always_on,
+                },
+            )?;
+            done(cli.json, &format!("{name}: changed"))
         }
         Command::Remove { name } => {
             call(cli, Request::Remove { name: name.clone() })?;
