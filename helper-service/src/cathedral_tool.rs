@@ -12,6 +12,7 @@
 //! Every input file problem is an error naming the file and the problem.
 
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -81,14 +82,15 @@ fn kek_name(id: u8) -> String {
 }
 
 /// Creates a new file (never overwrites) with `mode` and writes `bytes`.
+/// (On systems without Unix modes the file gets its directory's ACL.)
 fn create_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ToolError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| file_err(path, e))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(mode).custom_flags(libc::O_NOFOLLOW);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(path).map_err(|e| file_err(path, e))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| file_err(path, e))
@@ -108,7 +110,10 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ToolError> {
 }
 
 fn mkdir(path: &Path, exists_ok: bool) -> Result<(), ToolError> {
-    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    builder.mode(0o700);
+    match builder.create(path) {
         Ok(()) => Ok(()),
         Err(e) if exists_ok && e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {
             Ok(())

@@ -104,6 +104,9 @@ pub enum Slot {
     Tun,
     /// The tunnel's UDP socket.
     Udp,
+    /// A cathedral's second UDP socket, on `cathedral_nat_port`: NAT
+    /// probes arrive there (purgatory-rx only; nothing is sent from it).
+    NatUdp,
     /// The bound control socket.
     Control,
     /// This role's own wakeup eventfd.
@@ -131,6 +134,7 @@ impl fmt::Display for Slot {
         match self {
             Slot::Tun => f.write_str("tun"),
             Slot::Udp => f.write_str("udp"),
+            Slot::NatUdp => f.write_str("nat-udp"),
             Slot::Control => f.write_str("control"),
             Slot::Wake => f.write_str("wake"),
             Slot::State => f.write_str("state"),
@@ -171,6 +175,7 @@ impl FromStr for Slot {
             None => match s {
                 "tun" => Slot::Tun,
                 "udp" => Slot::Udp,
+                "nat-udp" => Slot::NatUdp,
                 "control" => Slot::Control,
                 "wake" => Slot::Wake,
                 "state" => Slot::State,
@@ -377,6 +382,10 @@ pub struct CathedralPaths {
     /// `cathedral_p2p_sync yes`.
     #[serde(default)]
     pub p2p_sync: bool,
+    /// `cathedral_nat_port`: the second socket NAT probes arrive on, if
+    /// set.
+    #[serde(default)]
+    pub nat_port: Option<u16>,
 }
 
 impl RoleSettings {
@@ -406,8 +415,9 @@ mod tests {
         m.insert(Slot::Tun, 3);
         m.insert(Slot::In(Ring::KeyPurgatoryRx), 4);
         m.insert(Slot::Waker(Ring::Heaven), 5);
+        m.insert(Slot::NatUdp, 6);
         let s = m.encode();
-        assert_eq!(s, "tun=3,in:key-purgatory-rx=4,waker:heaven=5");
+        assert_eq!(s, "tun=3,nat-udp=6,in:key-purgatory-rx=4,waker:heaven=5");
         assert_eq!(FdMap::decode(&s).unwrap().encode(), s);
     }
 

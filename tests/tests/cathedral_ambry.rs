@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use chantry_e2e::cathedral_world::*;
+use chantry_e2e::cathedral::*;
 use chantry_e2e::*;
 
 const CATHEDRAL: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 1);
@@ -58,68 +58,30 @@ fn clients_install_a_new_ambry_generation_and_rekey_without_interruption() {
     let c = Netns::new("c");
     let a = Netns::new("a");
     let b = Netns::new("b");
-    link(&c, CATHEDRAL, &a, OUT_A, "a");
-    link(&c, CAT_B_SIDE, &b, OUT_B, "b");
+    link(&c, CATHEDRAL, &a, OUT_A, 28, "a");
+    link(&c, CAT_B_SIDE, &b, OUT_B, 28, "b");
     route(&b, &format!("{CATHEDRAL}/32"), CAT_B_SIDE);
     let dir = TempDir::new();
 
     // The operator: KEKs for the flock, a first bundle.
-    let keks = dir.join("keks");
-    fs::create_dir_all(&keks).expect("keks dir");
-    run_tool(&keks, &["ambry", "generate", &format!("{FLOCK:x}")]);
+    let keks = generate_keks(&dir);
     let bundle = dir.join("flock.bundle");
-    let bundle_s = bundle.to_str().expect("utf-8");
-    run_tool(
-        &keks,
-        &[
-            "ambry",
-            "bundle",
-            &format!("{FLOCK:x}"),
-            &format!("{FLOCK:x}"),
-            "30",
-            bundle_s,
-        ],
-    );
-    let gen1 = bundle_generation(&bundle);
-    let kek_of = |id: u8| keks.join(format!("{FLOCK:016x}/kek-data/kek-0x{id:02x}"));
+    let gen1 = write_bundle(&keks, &bundle);
 
     let (ia, ib) = (identity(1), identity(2));
     let cathedral = SocketAddrV4::new(CATHEDRAL, 4500);
-    let spec = CathedralSpec {
-        name: "chcat",
-        local: cathedral,
-        federate: &[],
-        ambry: Some(&bundle),
-        side: 2,
+    let cc = cathedral_conf(
+        &dir,
+        &CathedralSpec::new(cathedral).ambry(&bundle),
+        &[&ia, &ib],
+    );
+    let spec = |side, out, inner, kek| ClientSpec {
+        kek: Some(kek),
+        ..ClientSpec::new(side, SocketAddrV4::new(out, 4500), inner, cathedral)
     };
-    let (cc, _) = cathedral_conf(&dir, &spec, &[&ia, &ib]);
-    let (ka, kb) = (kek_of(1), kek_of(2));
-    let fa = client_conf(
-        &dir,
-        &ClientSpec {
-            side: 0,
-            id: &ia,
-            local: OUT_A,
-            inner: IN_A,
-            cathedral,
-            kek: Some(&ka),
-            remembrance: false,
-        },
-    );
+    let fa = client_conf(&dir, &spec(0, OUT_A, IN_A, kek_of(&keks, 1)), &ia);
     let impl_b = Impl::side_b();
-    let fb = client_conf_for(
-        impl_b,
-        &dir,
-        &ClientSpec {
-            side: 1,
-            id: &ib,
-            local: OUT_B,
-            inner: IN_B,
-            cathedral,
-            kek: Some(&kb),
-            remembrance: false,
-        },
-    );
+    let fb = client_conf_for(impl_b, &dir, &spec(1, OUT_B, IN_B, kek_of(&keks, 2)), &ib);
     assert!(!fa.secret.exists() && !fb.secret.exists());
 
     let cat = Daemon::start(&c, &cc, dir.join("cathedral.log"), &[]);
@@ -179,18 +141,7 @@ fn clients_install_a_new_ambry_generation_and_rekey_without_interruption() {
     std::thread::sleep(Duration::from_secs(3));
     // The operator writes the next generation; the cathedral sees the
     // file change within 10 s.
-    run_tool(
-        &keks,
-        &[
-            "ambry",
-            "bundle",
-            &format!("{FLOCK:x}"),
-            &format!("{FLOCK:x}"),
-            "30",
-            bundle_s,
-        ],
-    );
-    let gen2 = bundle_generation(&bundle);
+    let gen2 = write_bundle(&keks, &bundle);
     assert_ne!(gen1, gen2);
     assert!(
         cat.wait_log(

@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use chantry_e2e::cathedral_world::*;
+use chantry_e2e::cathedral::*;
 use chantry_e2e::*;
 
 const C1: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 1);
@@ -35,9 +35,9 @@ fn federated_cathedrals_relay_and_a_client_fails_over_by_remembrance() {
     let c1 = Netns::new("c1");
     let c2 = Netns::new("c2");
     let b = Netns::new("b");
-    link(&c1, C1, &a, OUT_A, "a");
-    link(&c2, C2, &b, OUT_B, "b");
-    link(&c1, C1_MID, &c2, C2_MID, "m");
+    link(&c1, C1, &a, OUT_A, 28, "a");
+    link(&c2, C2, &b, OUT_B, 28, "b");
+    link(&c1, C1_MID, &c2, C2_MID, 28, "m");
     forwarding(&c1);
     forwarding(&c2);
     route(&c1, "192.168.78.16/28", C2_MID);
@@ -48,52 +48,18 @@ fn federated_cathedrals_relay_and_a_client_fails_over_by_remembrance() {
     let dir = TempDir::new();
     let (ia, ib) = (identity(1), identity(2));
     let (k1, k2) = (SocketAddrV4::new(C1, 4500), SocketAddrV4::new(C2, 4500));
-    let (conf1, _) = cathedral_conf(
-        &dir,
-        &CathedralSpec {
-            name: "chcat1",
-            local: k1,
-            federate: &[k2],
-            ambry: None,
-            side: 2,
-        },
-        &[&ia, &ib],
-    );
-    let (conf2, _) = cathedral_conf(
-        &dir,
-        &CathedralSpec {
-            name: "chcat2",
-            local: k2,
-            federate: &[k1],
-            ambry: None,
-            side: 3,
-        },
-        &[&ia, &ib],
-    );
-    let fa = client_conf(
-        &dir,
-        &ClientSpec {
-            side: 0,
-            id: &ia,
-            local: OUT_A,
-            inner: IN_A,
-            cathedral: k1,
-            kek: None,
-            remembrance: true,
-        },
-    );
-    let fb = client_conf(
-        &dir,
-        &ClientSpec {
-            side: 1,
-            id: &ib,
-            local: OUT_B,
-            inner: IN_B,
-            cathedral: k2,
-            kek: None,
-            remembrance: true,
-        },
-    );
+    let cathedral = |name, side, at, peer| {
+        let spec = CathedralSpec::new(at).named(name, side).federate(&[peer]);
+        cathedral_conf(&dir, &spec, &[&ia, &ib])
+    };
+    let conf1 = cathedral("chcat1", 2, k1, k2);
+    let conf2 = cathedral("chcat2", 3, k2, k1);
+    let spec = |side, out, inner, at| ClientSpec {
+        remembrance: true,
+        ..ClientSpec::new(side, SocketAddrV4::new(out, 4500), inner, at)
+    };
+    let fa = client_conf(&dir, &spec(0, OUT_A, IN_A, k1), &ia);
+    let fb = client_conf(&dir, &spec(1, OUT_B, IN_B, k2), &ib);
     let mut cat1 = Daemon::start(&c1, &conf1, dir.join("c1.log"), &[]);
     let cat2 = Daemon::start(&c2, &conf2, dir.join("c2.log"), &[]);
     for d in [&cat1, &cat2] {

@@ -14,8 +14,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use chantry_e2e::cathedral_world::*;
+use chantry_e2e::cathedral::*;
 use chantry_e2e::service::*;
+// Not the cathedral status counter of the same name.
+use chantry_e2e::service::wait_status;
 use chantry_e2e::*;
 
 const CATHEDRAL: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 1);
@@ -24,47 +26,26 @@ const OUT_A: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 2);
 const OUT_B: Ipv4Addr = Ipv4Addr::new(192, 168, 78, 18);
 const IN_A: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
 const IN_B: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
-/// Groups that do not exist: only root may use the service.
-const NO_GROUP: &str = "chtest-nobody-group";
 
 #[test]
 fn a_vicar_profile_starts_without_a_secret_and_keys_after_its_first_ambry() {
     let c = Netns::new("c");
     let a = Netns::new("a");
     let b = Netns::new("b");
-    link(&c, CATHEDRAL, &a, OUT_A, "a");
-    link(&c, CAT_B_SIDE, &b, OUT_B, "b");
+    link(&c, CATHEDRAL, &a, OUT_A, 28, "a");
+    link(&c, CAT_B_SIDE, &b, OUT_B, 28, "b");
     route(&b, &format!("{CATHEDRAL}/32"), CAT_B_SIDE);
     let dir = TempDir::new();
-    let keks = dir.join("keks");
-    fs::create_dir_all(&keks).expect("keks dir");
+    let keks = generate_keks(&dir);
     let flock = format!("{FLOCK:x}");
-    run_tool(&keks, &["ambry", "generate", &flock]);
     let bundle = dir.join("flock.bundle");
-    run_tool(
-        &keks,
-        &[
-            "ambry",
-            "bundle",
-            &flock,
-            &flock,
-            "30",
-            bundle.to_str().expect("utf-8"),
-        ],
-    );
-    let kek_of = |id: u8| keks.join(format!("{FLOCK:016x}/kek-data/kek-0x{id:02x}"));
+    write_bundle(&keks, &bundle);
 
     let (ia, ib) = (identity(1), identity(2));
     let cathedral = SocketAddrV4::new(CATHEDRAL, 4500);
-    let (cc, _) = cathedral_conf(
+    let cc = cathedral_conf(
         &dir,
-        &CathedralSpec {
-            name: "chcat",
-            local: cathedral,
-            federate: &[],
-            ambry: Some(&bundle),
-            side: 2,
-        },
+        &CathedralSpec::new(cathedral).ambry(&bundle),
         &[&ia, &ib],
     );
     // Device a's keys go into its vicar file only.
@@ -82,7 +63,7 @@ fn a_vicar_profile_starts_without_a_secret_and_keys_after_its_first_ambry() {
             &format!("{:x}", ia.id),
         ])
         .args(["--flock", &flock, "--tunnel", &format!("{:04x}", ia.spi)])
-        .args(["--kek", kek_of(1).to_str().expect("utf-8")])
+        .args(["--kek", kek_of(&keks, 1).to_str().expect("utf-8")])
         .args([
             "--cosk",
             cosk.to_str().expect("utf-8"),
@@ -98,19 +79,11 @@ fn a_vicar_profile_starts_without_a_secret_and_keys_after_its_first_ambry() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let kb = kek_of(2);
-    let fb = client_conf(
-        &dir,
-        &ClientSpec {
-            side: 1,
-            id: &ib,
-            local: OUT_B,
-            inner: IN_B,
-            cathedral,
-            kek: Some(&kb),
-            remembrance: false,
-        },
-    );
+    let spec_b = ClientSpec {
+        kek: Some(kek_of(&keks, 2)),
+        ..ClientSpec::new(1, SocketAddrV4::new(OUT_B, 4500), IN_B, cathedral)
+    };
+    let fb = client_conf(&dir, &spec_b, &ib);
     let cat = Daemon::start(&c, &cc, dir.join("cathedral.log"), &[]);
     assert!(
         cat.wait_ready(Duration::from_secs(20)),
@@ -120,7 +93,7 @@ fn a_vicar_profile_starts_without_a_secret_and_keys_after_its_first_ambry() {
     let db = Daemon::start(&b, &fb.conf, dir.join("b.log"), &[]);
     assert!(db.wait_ready(Duration::from_secs(20)), "{}", db.log_text());
 
-    let service = Service::start(&a, &dir, NO_GROUP, NO_GROUP);
+    let service = Service::start(&a, &dir);
     let sock = &service.socket;
     let mut lines = format!("instance chvic0\nlocal {OUT_A}:4500\ntunnel {IN_A}/30 1422\n");
     for r in roles("tunnel") {

@@ -3,6 +3,14 @@
 //! NAT probes, and the forwarding of exchange offers and data packets
 //! between the registered tunnels of a flock (§8.10).
 //!
+//! NAT test (§8.4 step 6): a CIBORIUM probe whose source equals the
+//! tunnel's main-path source makes that source the tunnel's p2p address;
+//! a different source (a port-changing NAT) clears it. Unlike the
+//! reference, a p2p address is used only while probes keep confirming it
+//! ([`P2P_MAX_AGE`]): a client that stops probing (chantryd's does after a
+//! failed direct path, see [`super::path`]) is relayed again, and so is its
+//! peer.
+//!
 //! Also here: ambry distribution (§8.6, [`Cathedral::set_bundle`]),
 //! remembrance (§8.8), federation with other cathedrals (§8.9, CATACOMB
 //! INFO and P2P_INFO, [`Cathedral::set_federation`]) and the per-tunnel
@@ -55,6 +63,11 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 pub const FEDERATE_INTERVAL: Duration = Duration::from_secs(3);
 /// At most one REMEMBRANCE per tunnel this often (§8.8).
 pub const REMEMBRANCE_INTERVAL: Duration = Duration::from_secs(15);
+/// A p2p address not confirmed by a NAT probe for this long is no longer
+/// named in INFO replies: four notify intervals, so two or three lost
+/// probes in a row do not end a direct path. (The reference keeps it until
+/// the client restarts or its NAT is seen to change ports.)
+pub const P2P_MAX_AGE: Duration = Duration::from_secs(20);
 
 /// A registry key: (source flock with domain, destination flock with
 /// domain, tunnel id).
@@ -119,8 +132,14 @@ pub struct Counters {
     pub info: u64,
     /// Verified NAT probes.
     pub nat_probes: u64,
+    /// Of those, probes whose source differed from the tunnel's main-path
+    /// source (a port-changing NAT: that tunnel is relayed).
+    pub nat_changed: u64,
     /// INFO replies sent.
     pub info_replies: u64,
+    /// Of those, replies naming the peer's NAT-tested address (p2p)
+    /// rather than the relay.
+    pub info_p2p: u64,
     /// Tunnels created.
     pub registered: u64,
     /// Instance changes seen (peer restarts).
@@ -157,6 +176,7 @@ struct Tunnel {
     rx_pending: u32,
     last_seen: Instant,
     p2p: Option<SocketAddrV4>,
+    p2p_seen: Instant,
     p2p_cooldown: Instant,
     /// Registered through a federation peer (`addr` is that cathedral).
     federated: bool,
@@ -166,6 +186,14 @@ struct Tunnel {
     next_remembrance: Instant,
     /// Cap on data relayed to this tunnel.
     bucket: Bucket,
+}
+
+impl Tunnel {
+    /// The p2p address, if a probe confirmed it recently enough.
+    fn p2p_at(&self, now: Instant) -> Option<SocketAddrV4> {
+        self.p2p
+            .filter(|_| now.saturating_since(self.p2p_seen) < P2P_MAX_AGE)
+    }
 }
 
 /// The cathedral: registry, replies, relay.
@@ -357,7 +385,7 @@ impl Cathedral {
         }
         match *v.body() {
             OfferBody::Info(info) => self.info(now, from, &v, info, catacomb, rng),
-            OfferBody::P2pInfo(p) if catacomb => self.p2p_info(&v, p),
+            OfferBody::P2pInfo(p) if catacomb => self.p2p_info(now, &v, p),
             _ => Err(Dropped::NotServed),
         }
     }
@@ -396,8 +424,10 @@ impl Cathedral {
             if t.addr != from {
                 // A port-changing NAT: no p2p for this client.
                 t.p2p = None;
+                self.counters.nat_changed += 1;
             } else if now.mono >= t.p2p_cooldown {
                 t.p2p = Some(from);
+                t.p2p_seen = now.mono;
             }
             return Ok(());
         }
@@ -411,6 +441,7 @@ impl Cathedral {
                 rx_pending: 0,
                 last_seen: now.mono,
                 p2p: None,
+                p2p_seen: now.mono,
                 p2p_cooldown: now.mono + P2P_COOLDOWN,
                 federated: catacomb,
                 next_federate: now.mono,
@@ -459,7 +490,7 @@ impl Cathedral {
 
     /// A federated P2P_INFO (§8.9): copies the p2p address and flag of a
     /// federated tunnel, with `cathedral_p2p_sync` only.
-    fn p2p_info(&mut self, v: &VerifiedOffer, p: P2pInfoBody) -> Result<(), Dropped> {
+    fn p2p_info(&mut self, now: Now, v: &VerifiedOffer, p: P2pInfoBody) -> Result<(), Dropped> {
         if !self.p2p_sync {
             return Err(Dropped::P2pInfoIgnored);
         }
@@ -484,6 +515,7 @@ impl Cathedral {
             return Err(Dropped::P2pInfoIgnored);
         }
         t.p2p = (p.flags != 0).then_some(SocketAddrV4::new(p.ip, p.port));
+        t.p2p_seen = now.mono;
         Ok(())
     }
 
@@ -644,10 +676,12 @@ impl Cathedral {
             local_port_raw: me.addr.port().to_be_bytes(),
             ..InfoBody::default()
         };
-        match (me.p2p, peer.p2p) {
+        let mut p2p = false;
+        match (me.p2p_at(now.mono), peer.p2p_at(now.mono)) {
             (Some(a), Some(b)) if a.ip() != b.ip() => {
                 body.peer_ip = *b.ip();
                 body.peer_port = b.port();
+                p2p = true;
             }
             (a, b) => {
                 let cooled = now.mono >= me.p2p_cooldown && now.mono >= peer.p2p_cooldown;
@@ -662,6 +696,9 @@ impl Cathedral {
         {
             self.out.push_back((to, sealed));
             self.counters.info_replies += 1;
+            if p2p {
+                self.counters.info_p2p += 1;
+            }
         }
     }
 

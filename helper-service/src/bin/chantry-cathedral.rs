@@ -290,6 +290,7 @@ fn passphrase(file: Option<&std::path::Path>) -> Result<Zeroizing<String>, ToolE
 }
 
 /// Reads one line from the terminal with echo off, and puts echo back.
+#[cfg(unix)]
 fn prompt(text: &str) -> Result<Zeroizing<String>, ToolError> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     use std::io::{BufRead, Write};
@@ -309,6 +310,15 @@ fn prompt(text: &str) -> Result<Zeroizing<String>, ToolError> {
     r.map_err(|e| fail(&e))?;
     let trimmed = line.trim_end_matches(['\n', '\r']).to_owned();
     Ok(Zeroizing::new(trimmed))
+}
+
+/// No terminal prompt here yet: the passphrase comes from a file or the
+/// environment.
+#[cfg(not(unix))]
+fn prompt(_text: &str) -> Result<Zeroizing<String>, ToolError> {
+    Err(ToolError::Usage(format!(
+        "no terminal prompt on this system: give --passphrase-file FILE or set {PASSPHRASE_ENV}"
+    )))
 }
 
 fn main() -> ExitCode {

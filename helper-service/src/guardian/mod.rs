@@ -1,5 +1,5 @@
 //! The guardian: `chantryd run -c FILE`. It checks the configuration,
-//! creates the TUN device, the UDP socket and the control socket (the
+//! creates the TUN device, the UDP socket(s) and the control socket (the
 //! things that need privileges), starts one sandboxed process per role,
 //! and watches them: a role that dies takes the set down (its keys die
 //! with it) and the set comes back after a backoff. SIGTERM, SIGINT,
@@ -67,6 +67,20 @@ pub fn run(config: &Path) -> Result<()> {
     let tun = setup.tun.as_ref().map(Tun::create).transpose()?;
     setup.settings.tun_offload = tun.as_ref().is_some_and(Tun::offload);
     let sock = udp::bind(setup.config.local())?;
+    // A cathedral's NAT port (behaviour.md §8.1): a second socket on the
+    // same address, for purgatory-rx only.
+    let nat_sock = setup
+        .settings
+        .cathedral
+        .as_ref()
+        .and_then(|c| c.nat_port)
+        .map(|port| {
+            udp::bind(std::net::SocketAddrV4::new(
+                *setup.config.local().ip(),
+                port,
+            ))
+        })
+        .transpose()?;
     let (control_path, control_user) = &setup.control;
     let control_sock =
         control::bind_control_socket(control_path, Some((control_user.uid, control_user.gid)))
@@ -80,6 +94,7 @@ pub fn run(config: &Path) -> Result<()> {
         tun = tun.as_ref().map_or("none", Tun::name),
         offload = setup.settings.tun_offload,
         local = %setup.config.local(),
+        nat_port = ?nat_sock.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port()),
         mode = ?setup.mode,
         "chantryd starting"
     );
@@ -100,6 +115,7 @@ pub fn run(config: &Path) -> Result<()> {
         let lent = Lent {
             tun: tun.as_ref().map(|t| t as &dyn AsFd),
             udp: &sock,
+            nat: nat_sock.as_ref().map(|s| s as &dyn AsFd),
             control: &control_sock,
             state: &state_page,
         };

@@ -37,6 +37,8 @@ pub struct Lent<'a> {
     /// The UDP socket (absent in no mode here, but kept optional for
     /// role sets without purgatory).
     pub udp: &'a dyn AsFd,
+    /// A cathedral's NAT-port socket, if `cathedral_nat_port` is set.
+    pub nat: Option<&'a dyn AsFd>,
     /// The bound control socket.
     pub control: &'a dyn AsFd,
     /// The state page.
@@ -89,7 +91,16 @@ impl RoleSet {
                     let tun = lent.tun.context("a heaven role without a TUN device")?;
                     given.push((Slot::Tun, dup(tun)?));
                 }
-                Role::PurgatoryRx | Role::PurgatoryTx => given.push((Slot::Udp, dup(lent.udp)?)),
+                Role::PurgatoryRx | Role::PurgatoryTx => {
+                    given.push((Slot::Udp, dup(lent.udp)?));
+                    // Only the receiver gets the NAT port: replies leave
+                    // from the main socket.
+                    if role == Role::PurgatoryRx
+                        && let Some(nat) = lent.nat
+                    {
+                        given.push((Slot::NatUdp, dup(nat)?));
+                    }
+                }
                 Role::Control => given.push((Slot::Control, dup(lent.control)?)),
                 Role::Chapel | Role::Pilgrim | Role::Shrine if setup.mode != Mode::Cathedral => {
                     given.push((Slot::Secret, secret_pipe(setup)?));

@@ -262,6 +262,7 @@ fn cathedral_paths(config: &Config, path: &Path) -> Result<Option<CathedralPaths
         settings: config.settings().map(Path::to_owned),
         public: config.cathedral_ip().unwrap_or(config.local()),
         p2p_sync: config.cathedral_p2p_sync(),
+        nat_port: config.cathedral_nat_port(),
     }))
 }
 

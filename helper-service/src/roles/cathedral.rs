@@ -1,5 +1,6 @@
 //! cathedral: the cathedral server (behaviour.md §8). purgatory-rx hands
-//! it every datagram with its source; it checks offers, keeps the
+//! it every datagram with its source, from the main socket and the NAT
+//! port alike; it checks offers, keeps the
 //! registry, answers INFO and relays exchange offers and data packets
 //! between registered tunnels, queueing each datagram with its
 //! destination for purgatory-tx. It holds no socket and runs in an empty
@@ -177,7 +178,9 @@ fn log_status(server: &Cathedral, c: &Counters) {
         tunnels = server.tunnels(),
         info = c.info,
         info_replies = c.info_replies,
+        info_p2p = c.info_p2p,
         nat_probes = c.nat_probes,
+        nat_changed = c.nat_changed,
         offers_relayed = c.offers_relayed,
         data_relayed = c.data_relayed,
         data_bytes = c.data_bytes,

@@ -107,8 +107,9 @@ impl AmbryDuties {
                 // reference leaves the peer alone and waits for that INFO,
                 // which never comes while the peer is registered at a third
                 // federated cathedral without p2p sync.)
+                state.set_cathedral(Some(to));
                 if !self.peer_configured && state.peer() == Some(from) {
-                    state.set_peer(Some(to));
+                    state.force_peer(Some(to));
                     tracing::info!(peer = %to, "relaying through the new cathedral");
                 }
             }
