@@ -110,6 +110,7 @@ fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ToolError> {
 }
 
 fn mkdir(path: &Path, exists_ok: bool) -> Result<(), ToolError> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     builder.mode(0o700);
