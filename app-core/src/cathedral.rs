@@ -116,6 +116,19 @@ impl Cosk {
         Ok(Cosk { key })
     }
 
+    /// A new random key in the 64-byte `cathedral_cosk` layout
+    /// (`ambry cosk-pair`).
+    pub fn generate(rng: &mut dyn crate::entropy::Entropy) -> Secret<COSK_LEN> {
+        let mut seed = [0u8; 32];
+        rng.fill(&mut seed);
+        let key = SigningKey::from_bytes(&seed);
+        seed.zeroize();
+        let mut pair = key.to_keypair_bytes();
+        let sk = Secret::new(pair);
+        pair.zeroize();
+        sk
+    }
+
     /// The Ed25519 public key (the cathedral's `<id>.pub`).
     pub fn public_key(&self) -> [u8; COSK_PUBLIC_LEN] {
         self.key.verifying_key().to_bytes()

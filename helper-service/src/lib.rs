@@ -14,11 +14,16 @@
 //! socket) or a Windows security call needs it, each use with a SAFETY
 //! comment.
 
+pub mod cathedral_tool;
 pub mod control;
+#[cfg(target_os = "linux")]
+pub mod feed;
 #[cfg(target_os = "linux")]
 pub mod guardian;
 #[cfg(target_os = "linux")]
 pub mod platform;
+#[cfg(target_os = "linux")]
+pub mod report;
 pub mod role;
 #[cfg(target_os = "linux")]
 pub mod roles;

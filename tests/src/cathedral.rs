@@ -1,7 +1,9 @@
-//! What the cathedral tests share: veth links between namespaces, client
-//! identities with their keys, the configuration of a chantryd cathedral
-//! and of its tunnel clients, the cathedral's status counters, and a TCP
-//! transfer through a tunnel.
+//! What the cathedral tests share: veth links and routes between
+//! namespaces, client identities with their keys, the configuration of a
+//! chantryd cathedral (with its bundle and federation peers) and of its
+//! tunnel clients (with a KEK and remembrance), the operator tool
+//! (`chantry-cathedral`, built beside chantryd), the cathedral's status
+//! counters, and a TCP transfer through a tunnel.
 //!
 //! Every identity belongs to flock [`FLOCK`]; identity `i` has id
 //! `0x2a + i`, cathedral secret `[0x20 + i; 32]` and a COSK from the seed
@@ -12,11 +14,11 @@ use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::{
-    Daemon, Impl, Netns, TempDir, key_role, roles, sanctum_user, sh, uid_of, user_ids, write_secret,
+    Daemon, Impl, Netns, TempDir, roles, sanctum_user, sh, uid_of, user_ids, write_secret,
 };
 
 /// The flock every identity registers in.
@@ -48,7 +50,74 @@ pub fn link(
     (vx, vy)
 }
 
-fn write_key(path: &Path, bytes: &[u8]) {
+/// A host route in `ns` to `to` via `via`.
+pub fn route(ns: &Netns, to: &str, via: Ipv4Addr) {
+    ns.run(&["ip", "route", "add", to, "via", &via.to_string()]);
+}
+
+/// Lets `ns` forward between its links.
+pub fn forwarding(ns: &Netns) {
+    ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+}
+
+/// The operator tool beside the chantryd under test.
+pub fn tool() -> PathBuf {
+    let p = crate::chantryd().with_file_name("chantry-cathedral");
+    assert!(
+        p.exists(),
+        "no {}: build the e2e binaries (scripts/test.sh)",
+        p.display()
+    );
+    p
+}
+
+/// Runs the operator tool in `dir`; panics with its output on failure.
+pub fn run_tool(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(tool())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running chantry-cathedral");
+    assert!(
+        out.status.success(),
+        "chantry-cathedral {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The generation in a bundle file's header.
+pub fn bundle_generation(path: &Path) -> u32 {
+    let b = fs::read(path).expect("bundle");
+    u32::from_be_bytes([b[2], b[3], b[4], b[5]])
+}
+
+/// The operator's KEK directory `dir/keks` with the KEKs of [`FLOCK`]
+/// (`chantry-cathedral ambry generate`).
+pub fn generate_keks(dir: &TempDir) -> PathBuf {
+    let keks = dir.join("keks");
+    fs::create_dir_all(&keks).expect("keks dir");
+    run_tool(&keks, &["ambry", "generate", &format!("{FLOCK:x}")]);
+    keks
+}
+
+/// Device `id`'s base KEK in the KEK directory `keks`.
+pub fn kek_of(keks: &Path, id: u8) -> PathBuf {
+    keks.join(format!("{FLOCK:016x}/kek-data/kek-0x{id:02x}"))
+}
+
+/// Writes the next bundle generation of [`FLOCK`] (30 days) from `keks`
+/// to `bundle` (`chantry-cathedral ambry bundle`); returns its
+/// generation.
+pub fn write_bundle(keks: &Path, bundle: &Path) -> u32 {
+    let flock = format!("{FLOCK:x}");
+    let out = bundle.to_str().expect("utf-8 path");
+    run_tool(keks, &["ambry", "bundle", &flock, &flock, "30", out]);
+    bundle_generation(bundle)
+}
+
+/// Writes a 0600 key file.
+pub fn write_key(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).expect("key file");
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
 }
@@ -84,10 +153,13 @@ fn run_lines(mode: &str, side: u32) -> String {
         .collect()
 }
 
-/// A chantryd cathedral's configuration. Its roles run as the uids of
-/// side 2.
+/// A chantryd cathedral's configuration.
 #[derive(Debug, Clone)]
 pub struct CathedralSpec {
+    /// Its instance name, which also names its files in the directory.
+    pub name: String,
+    /// The side whose uids its roles run as.
+    pub side: u32,
     /// `local`: where it listens (and the relay address it advertises).
     pub listen: SocketAddrV4,
     /// `cathedral_nat_port`.
@@ -102,9 +174,12 @@ pub struct CathedralSpec {
 }
 
 impl CathedralSpec {
-    /// Listening on `listen`, no NAT port, nothing extra.
+    /// `chcat` on side 2, listening on `listen`, no NAT port, nothing
+    /// extra.
     pub fn new(listen: SocketAddrV4) -> Self {
         CathedralSpec {
+            name: "chcat".to_owned(),
+            side: 2,
             listen,
             nat_port: None,
             flock_lines: String::new(),
@@ -112,13 +187,36 @@ impl CathedralSpec {
             extra: String::new(),
         }
     }
+
+    /// Named `name`, its roles running as the uids of `side`.
+    pub fn named(mut self, name: &str, side: u32) -> Self {
+        self.name = name.to_owned();
+        self.side = side;
+        self
+    }
+
+    /// With `federate` lines for `peers`.
+    pub fn federate(mut self, peers: &[SocketAddrV4]) -> Self {
+        for p in peers {
+            self.settings_lines += &format!("federate {} {}\n", p.ip(), p.port());
+        }
+        self
+    }
+
+    /// Distributing the flock's bundle `path` (`ambry`).
+    pub fn ambry(mut self, path: &Path) -> Self {
+        self.flock_lines += &format!("ambry {}\n", path.display());
+        self
+    }
 }
 
 /// Writes a cathedral's configuration, settings file, secret directory
-/// (each identity's `.key` and `.pub`, all allowed in [`FLOCK`]) and sync
-/// secret into `dir`; returns the configuration's path.
+/// (each identity's `.key` and `.pub`, all allowed in [`FLOCK`]) and the
+/// sync secret (shared by every cathedral of `dir`) into `dir`; returns the
+/// configuration's path.
 pub fn cathedral_conf(dir: &TempDir, spec: &CathedralSpec, ids: &[&Identity]) -> PathBuf {
-    let secrets = dir.join("secrets");
+    let name = &spec.name;
+    let secrets = dir.join(&format!("{name}.secrets"));
     let fdir = secrets.join(format!("flock-{FLOCK:x}"));
     fs::create_dir_all(&fdir).expect("secretdir");
     let mut settings = format!("flock {FLOCK:x} {{\n");
@@ -133,23 +231,27 @@ pub fn cathedral_conf(dir: &TempDir, spec: &CathedralSpec, ids: &[&Identity]) ->
     settings += &spec.flock_lines;
     settings += "}\n";
     settings += &spec.settings_lines;
-    fs::write(dir.join("settings"), settings).expect("settings");
-    write_secret(&dir.join("sync.secret"), 9);
+    let settings_path = dir.join(&format!("{name}.settings"));
+    fs::write(&settings_path, settings).expect("settings");
+    let sync = dir.join("sync.secret");
+    if !sync.exists() {
+        write_secret(&sync, 9);
+    }
     let nat = spec
         .nat_port
         .map_or(String::new(), |p| format!("cathedral_nat_port {p}\n"));
     let text = format!(
-        "mode cathedral\ninstance chcat\nsecret {}\nlocal {}\ncathedral_mtu 1422\n{nat}\
+        "mode cathedral\ninstance {name}\nsecret {}\nlocal {}\ncathedral_mtu 1422\n{nat}\
          secretdir {}\nsettings {}\ncontrol {} root\n{}{}",
-        dir.join("sync.secret").display(),
+        sync.display(),
         spec.listen,
         secrets.display(),
-        dir.join("settings").display(),
-        dir.join("chcat.control").display(),
-        run_lines("cathedral", 2),
+        settings_path.display(),
+        dir.join(&format!("{name}.control")).display(),
+        run_lines("cathedral", spec.side),
         spec.extra,
     );
-    let path = dir.join("chcat.conf");
+    let path = dir.join(&format!("{name}.conf"));
     fs::write(&path, text).expect("config");
     path
 }
@@ -168,6 +270,11 @@ pub struct ClientSpec {
     pub cathedral: SocketAddrV4,
     /// `cathedral_nat_port`.
     pub nat_port: Option<u16>,
+    /// `kek FILE` (copied beside its other keys): then no `secret` file
+    /// is written, the first ambry brings it.
+    pub kek: Option<PathBuf>,
+    /// `cathedral_remembrance FILE`.
+    pub remembrance: bool,
     /// Extra lines at the end of the configuration.
     pub extra: String,
 }
@@ -182,6 +289,8 @@ impl ClientSpec {
             inner,
             cathedral,
             nat_port: None,
+            kek: None,
+            remembrance: false,
             extra: String::new(),
         }
     }
@@ -197,36 +306,63 @@ impl ClientSpec {
     }
 }
 
-/// Writes a chantryd client's configuration with identity `d`'s keys and
-/// the shared secret into `dir`; returns the configuration's path.
-pub fn client_conf(dir: &TempDir, spec: &ClientSpec, d: &Identity) -> PathBuf {
+/// The files of a written client.
+#[derive(Debug)]
+pub struct ClientFiles {
+    /// The configuration.
+    pub conf: PathBuf,
+    /// Its `secret` file (not written if a `kek` was given).
+    pub secret: PathBuf,
+    /// Its remembrance file (written by the daemon, if configured).
+    pub remembrance: PathBuf,
+}
+
+/// Writes a chantryd client's configuration with identity `d`'s keys (and
+/// the shared secret unless a KEK is configured) into `dir`.
+pub fn client_conf(dir: &TempDir, spec: &ClientSpec, d: &Identity) -> ClientFiles {
     client_conf_for(Impl::Chantryd, dir, spec, d)
 }
 
 /// [`client_conf`] for `which` daemon. For the C reference the roles run
-/// as its system users ([`sanctum_user`]), the control socket belongs to
-/// its control role's user, and the key files (which its chapel opens
-/// after dropping privileges) to its chapel's user, with `dir` made
-/// traversable (0711), as [`crate::Conf::write_sanctum`] does.
-pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec, d: &Identity) -> PathBuf {
+/// as its system users ([`sanctum_user`]) and the control socket belongs
+/// to its control role's user. Its chapel opens the key files after
+/// dropping privileges and writes `<secret>.new` beside `secret` from an
+/// ambry, so every key file lives in a directory of the chapel's user
+/// (0700), with `dir` made traversable (0711), as
+/// [`crate::Conf::write_sanctum`] does.
+pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec, d: &Identity) -> ClientFiles {
     let name = spec.name();
-    let secret = dir.join(&format!("{name}.secret"));
-    write_secret(&secret, 42);
-    let cs = dir.join(&format!("{name}.cs"));
+    let keydir = match which {
+        Impl::Chantryd => dir.0.clone(),
+        Impl::Sanctum => {
+            let k = dir.join(&format!("{name}.keys"));
+            fs::create_dir_all(&k).expect("key dir");
+            k
+        }
+    };
+    let secret = keydir.join(format!("{name}.secret"));
+    let remembrance = keydir.join(format!("{name}.remembrance"));
+    let cs = keydir.join(format!("{name}.cs"));
     write_key(&cs, &d.cs);
-    let cosk = dir.join(&format!("{name}.cosk"));
+    let cosk = keydir.join(format!("{name}.cosk"));
     write_key(&cosk, &d.cosk.to_keypair_bytes());
+    let kek = spec.kek.as_ref().map(|k| {
+        let own = keydir.join(format!("{name}.kek"));
+        write_key(&own, &fs::read(k).expect("kek file"));
+        own
+    });
+    let mut text = format!("mode tunnel\ninstance {name}\nspi {:#06x}\n", d.spi);
+    match &kek {
+        // `kek` before `secret`: the secret file need not exist.
+        Some(k) => text += &format!("kek {}\n", k.display()),
+        None => write_secret(&secret, 42),
+    }
     let nat = spec
         .nat_port
         .map_or(String::new(), |p| format!("cathedral_nat_port {p}\n"));
     let (control_owner, runs) = match which {
         Impl::Chantryd => ("root".to_owned(), run_lines("tunnel", spec.side)),
         Impl::Sanctum => {
-            let (uid, gid) = user_ids(&sanctum_user(key_role("tunnel"))).expect("chapel user");
-            for f in [&secret, &cs, &cosk] {
-                std::os::unix::fs::chown(f, Some(uid), Some(gid)).expect("chown key");
-            }
-            fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
             let runs = roles("tunnel")
                 .into_iter()
                 .map(|r| format!("run {r} as {}\n", sanctum_user(r)))
@@ -234,11 +370,9 @@ pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec, d: &Identi
             (sanctum_user("control"), runs)
         }
     };
-    let text = format!(
-        "mode tunnel\ninstance {name}\nspi {:#06x}\nsecret {}\nlocal {}\n\
-         tunnel {}/30 1422\ncathedral {}\ncathedral_id {:x}\n\
-         cathedral_flock {FLOCK:x}\ncathedral_secret {}\ncathedral_cosk {}\n{nat}control {} {control_owner}\n{runs}{}",
-        d.spi,
+    text += &format!(
+        "secret {}\nlocal {}\ntunnel {}/30 1422\ncathedral {}\ncathedral_id {:x}\n\
+         cathedral_flock {FLOCK:x}\ncathedral_secret {}\ncathedral_cosk {}\n{nat}control {} {control_owner}\n",
         secret.display(),
         spec.local,
         spec.inner,
@@ -247,11 +381,49 @@ pub fn client_conf_for(which: Impl, dir: &TempDir, spec: &ClientSpec, d: &Identi
         cs.display(),
         cosk.display(),
         spec.control(dir).display(),
-        spec.extra,
     );
-    let path = dir.join(&format!("{name}.conf"));
-    fs::write(&path, text).expect("config");
-    path
+    if spec.remembrance {
+        text += &format!("cathedral_remembrance {}\n", remembrance.display());
+    }
+    text += &runs;
+    text += &spec.extra;
+    if which == Impl::Sanctum {
+        let (uid, gid) = user_ids(&sanctum_user("chapel")).expect("chapel user");
+        for p in std::iter::once(&keydir)
+            .chain([&cs, &cosk])
+            .chain(kek.iter())
+            .chain([&secret].into_iter().filter(|p| p.exists()))
+        {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown");
+        }
+        fs::set_permissions(&keydir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).expect("chmod");
+    }
+    let conf = dir.join(&format!("{name}.conf"));
+    fs::write(&conf, text).expect("config");
+    ClientFiles {
+        conf,
+        secret,
+        remembrance,
+    }
+}
+
+/// What `which` daemon logs once an ambry of `generation` is in force
+/// (chantryd's guardian after writing the secret file; the reference's
+/// chapel after renaming it into place).
+pub fn ambry_active(which: Impl, generation: u32) -> String {
+    match which {
+        Impl::Chantryd => format!("ambry generation {generation:08x} written"),
+        Impl::Sanctum => format!("ambry generation {generation:08x} active"),
+    }
+}
+
+/// What `which` daemon logs when it installs a TX key.
+pub fn tx_installed(which: Impl) -> &'static str {
+    match which {
+        Impl::Chantryd => "TX key installed",
+        Impl::Sanctum => "TX SA active",
+    }
 }
 
 /// The value of `key=N` in the last cathedral status line of `log` (0 if
@@ -306,6 +478,20 @@ pub fn wait_status(
         std::thread::sleep(Duration::from_millis(200));
     }
     (v, false)
+}
+
+/// Polls `f` every 100 ms until it is true or `limit` passed.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Kills a child process on drop.

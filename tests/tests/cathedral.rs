@@ -62,8 +62,8 @@ fn two_clients_talk_through_the_cathedral_relay() {
             assert_eq!(interfaces_of_pid(*pid), vec!["lo".to_string()]);
         }
     }
-    let da = Daemon::start(&a, &ca, dir.join("a.log"), &[]);
-    let db = Daemon::start(&b, &cb, dir.join("b.log"), &[]);
+    let da = Daemon::start(&a, &ca.conf, dir.join("a.log"), &[]);
+    let db = Daemon::start(&b, &cb.conf, dir.join("b.log"), &[]);
     for d in [&da, &db] {
         assert!(
             d.wait_ready(Duration::from_secs(20)),

@@ -147,8 +147,8 @@ impl World {
             "no NAT port:\n{}",
             cat.log_text()
         );
-        let da = Daemon::start(&a, &ca, dir.join("a.log"), &[]);
-        let db = Daemon::start_for(Impl::side_b(), &b, &cb, dir.join("b.log"), &[]);
+        let da = Daemon::start(&a, &ca.conf, dir.join("a.log"), &[]);
+        let db = Daemon::start_for(Impl::side_b(), &b, &cb.conf, dir.join("b.log"), &[]);
         for d in [&da, &db] {
             assert!(
                 d.wait_ready(Duration::from_secs(20)),

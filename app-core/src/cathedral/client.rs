@@ -518,6 +518,18 @@ impl CathedralClient {
         self.rx_pending = pending;
     }
 
+    /// Queues one INFO on the main path now, outside the 5 s rhythm: used
+    /// when a new RX SPI was installed, so that a relaying cathedral learns
+    /// it before the peer's first packet under it arrives (it drops data
+    /// for SPIs the receiver has not reported, behaviour.md §8.10).
+    pub fn send_info_now(&mut self, now: Now, rng: &mut dyn Entropy) {
+        if self.send_info {
+            let seed = random_seed(rng);
+            let pkt = self.info_offer(InfoPath::Main, &seed, now.wall);
+            self.queue(now, rng, TransmitKind::Info, &pkt);
+        }
+    }
+
     /// Sets the active ambry generation (reported in INFO; an AMBRY of this
     /// generation is ignored).
     pub fn set_ambry_generation(&mut self, generation: u32) {

@@ -12,6 +12,7 @@ use anyhow::Result;
 use chantry_core::entropy::OsEntropy;
 use chantry_core::exchange::{ExchangeConfig, KeyExchange, RxStatus};
 use chantry_core::kdf;
+use chantry_core::secret::Key32;
 use chantry_core::time::Instant;
 use chantry_core::wire::offer::{self, Magic, PacketKind};
 
@@ -36,14 +37,21 @@ pub fn run(mut r: Role0) -> Result<()> {
     };
     let mut shroud_rx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryRx)?);
     let mut shroud_tx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryTx)?);
+    let report = match r.settings.cathedral_client {
+        Some(_) => Some(std::fs::File::from(r.fds.take(Slot::Report)?)),
+        None => None,
+    };
     let (wake, state) = r.enter()?;
     let s = &r.settings;
     let mut rng = OsEntropy;
     let (secret, mut cathedral) = match &s.cathedral_client {
         None => (keying::read_secret(secret_fd)?, None),
         Some(c) => {
-            let (secret, cs, cosk) = keying::read_client_keys(secret_fd)?;
-            let side = CathedralSide::new(s, c, (cs, cosk), &state, runtime::now(), &mut rng)?;
+            let mut keys = keying::read_client_keys(secret_fd)?;
+            // Without a secret file yet (a `kek` is then configured) the
+            // exchange waits for the first ambry anyway.
+            let secret = keys.secret.take().unwrap_or_else(|| Key32::new([0; 32]));
+            let side = CathedralSide::new(s, c, keys, report, &state, runtime::now(), &mut rng)?;
             (secret, Some(side))
         }
     };
@@ -60,6 +68,9 @@ pub fn run(mut r: Role0) -> Result<()> {
     };
     let mut ex = KeyExchange::new(cfg, secret, &mut rng);
     ex.set_peer_known(state.peer().is_some());
+    // With a KEK no exchange starts before the first ambry of this
+    // lifetime, as in the reference (behaviour.md §7.2).
+    ex.require_ambry(cathedral.as_ref().is_some_and(CathedralSide::has_kek));
     tracing::info!(
         instance = format_args!("{:016x}", ex.instance_id()),
         "chapel ready"
@@ -119,7 +130,11 @@ pub fn run(mut r: Role0) -> Result<()> {
             }
         }
         ex.poll(now, &mut rng);
+        let mut new_rx = None;
         while let Some(cmd) = ex.poll_key() {
+            if let chantry_core::exchange::KeyCommand::InstallRx(k) = &cmd {
+                new_rx = Some(k.spi);
+            }
             if matches!(cmd, chantry_core::exchange::KeyCommand::Erase)
                 && !r.settings.peer_configured
             {
@@ -131,11 +146,18 @@ pub fn run(mut r: Role0) -> Result<()> {
             keys.apply(cmd);
         }
         let mut sent = false;
+        if let Some(c) = cathedral.as_mut() {
+            if let Some(spi) = new_rx {
+                // A relaying cathedral forwards data only for SPIs the
+                // receiver reported: tell it before the peer can use the
+                // new key (this INFO leaves before our offers below).
+                c.rx_installed(spi, now, &state, &mut rng);
+            }
+            sent |= c.flush(now, &state, &mut ex, &mut offers_out, &mut rng);
+        }
+        // After the cathedral's events: an ambry switch starts an exchange.
         while let Some(offer) = ex.poll_transmit() {
             sent |= offers_out.push(Meta::default(), &offer).is_ok();
-        }
-        if let Some(c) = cathedral.as_mut() {
-            sent |= c.flush(now, &state, &mut ex, &mut offers_out);
         }
         if sent {
             offers_out.wake();

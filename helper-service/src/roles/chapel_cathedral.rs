@@ -6,8 +6,7 @@
 //! (with fast heartbeats to open both NATs), and back to the relay when
 //! that direct path falls silent.
 //!
-//! Ambries, remembrance and failover are not handled yet: their events are
-//! logged.
+//! Ambries, remembrance and failover: super::chapel_ambry.
 
 use std::net::SocketAddrV4;
 
@@ -17,9 +16,10 @@ use chantry_core::cathedral::{
 };
 use chantry_core::entropy::Entropy;
 use chantry_core::exchange::KeyExchange;
-use chantry_core::secret::{Key32, Secret};
 use chantry_core::time::{Instant, Now};
 
+use super::chapel_ambry::AmbryDuties;
+use super::keying::ClientKeys;
 use super::shared::Shared;
 use crate::shm::{Meta, Producer};
 use crate::wiring::{ClientSettings, RoleSettings};
@@ -31,6 +31,8 @@ pub struct CathedralSide {
     path: PathKeeper,
     /// A `peer` line was given: the cathedral never moves the peer.
     peer_configured: bool,
+    /// Ambries, remembrance, failover.
+    ambry: AmbryDuties,
 }
 
 impl CathedralSide {
@@ -39,16 +41,16 @@ impl CathedralSide {
     pub fn new(
         s: &RoleSettings,
         c: &ClientSettings,
-        keys: (Key32, Secret<64>),
+        keys: ClientKeys,
+        report: Option<std::fs::File>,
         state: &Shared,
         now: Now,
         rng: &mut dyn Entropy,
     ) -> Result<Self> {
-        let (cs, cosk) = keys;
         let mut cfg = ClientConfig::new(
             c.cathedral_id,
-            cs,
-            cosk,
+            keys.cs,
+            keys.cosk,
             c.flock_src,
             s.tunnel_id,
             c.cathedral,
@@ -56,13 +58,37 @@ impl CathedralSide {
         cfg.flock_dst = c.flock_dst;
         cfg.nat_port = c.nat_port;
         cfg.peer_configured = s.peer_configured;
+        cfg.has_kek = keys.kek.is_some();
+        cfg.remembrance = c.remembrance;
+        cfg.failover = c.failover.clone();
         let client = CathedralClient::new(cfg, now, rng).context("cathedral client")?;
         state.set_cathedral(Some(client.cathedral()));
         Ok(CathedralSide {
             client,
             path: PathKeeper::new(),
             peer_configured: s.peer_configured,
+            ambry: AmbryDuties {
+                kek: keys.kek,
+                report,
+                flock_src: c.flock_src,
+                flock_dst: c.flock_dst,
+                tunnel: s.tunnel_id,
+                generation: 0,
+                peer_configured: s.peer_configured,
+            },
         })
+    }
+
+    /// A `kek` is configured: no exchange before the first ambry.
+    pub fn has_kek(&self) -> bool {
+        self.ambry.kek.is_some()
+    }
+
+    /// A new RX SPI was installed: one INFO at once reports it.
+    pub fn rx_installed(&mut self, spi: u32, now: Now, state: &Shared, rng: &mut dyn Entropy) {
+        let (active, _) = state.rx_spis();
+        self.client.set_rx_spis(active, spi);
+        self.client.send_info_now(now, rng);
     }
 
     /// Timers, once per chapel iteration before the packets: the INFO
@@ -91,8 +117,9 @@ impl CathedralSide {
         self.client.handle_timeout(now, rng);
     }
 
-    /// A KATEDRAL packet from `src` (purgatory-rx passes only those from
-    /// the cathedral's address).
+    /// A KATEDRAL packet from `src` (purgatory-rx passes them from any
+    /// source, since a failover changes the cathedral; the client drops
+    /// what does not come from its current one).
     pub fn handle_datagram(&mut self, now: Now, src: SocketAddrV4, packet: &[u8]) {
         if let Err(e) = self.client.handle_datagram(now, src, packet) {
             tracing::debug!(error = %e, "cathedral packet dropped");
@@ -108,6 +135,7 @@ impl CathedralSide {
         state: &Shared,
         ex: &mut KeyExchange,
         offers: &mut Producer,
+        rng: &mut dyn Entropy,
     ) -> bool {
         let mut sent = false;
         while let Some(tx) = self.client.poll_transmit() {
@@ -118,7 +146,9 @@ impl CathedralSide {
             sent |= offers.push(meta, &tx.datagram).is_ok();
         }
         while let Some(e) = self.client.poll_event() {
-            self.event(e, now, state, ex);
+            if let Some(e) = self.ambry.handle(e, now, state, ex, &mut self.client, rng) {
+                self.event(e, now, state, ex);
+            }
         }
         sent
     }
@@ -167,10 +197,7 @@ impl CathedralSide {
                     "direct path named by the cathedral ignored while backing off"
                 ),
             },
-            CathedralEvent::Unresponsive { cathedral } => {
-                tracing::warn!(%cathedral, "cathedral unresponsive for 45 s");
-            }
-            other => tracing::info!(event = ?other, "cathedral event not handled yet"),
+            other => tracing::debug!(event = ?other, "cathedral event not used by a tunnel"),
         }
     }
 }

@@ -37,9 +37,13 @@ pub fn run(mut r: Role0) -> Result<()> {
     let (wake, state) = r.enter()?;
     let mode = r.settings.mode;
     let shrouded = r.settings.shroud;
-    // The cathedral a client registers at: its KATEDRAL packets go to
-    // chapel (behaviour.md §1.5).
-    let cathedral = r.settings.cathedral_client.as_ref().map(|c| c.cathedral);
+    // A cathedral client's KATEDRAL packets go to chapel (behaviour.md
+    // §1.5) from whichever cathedral it uses now: after a failover (§7.3)
+    // that is one from its remembrance list, learnt at run time, so the
+    // source is not filtered here; chapel's client drops at once, before
+    // any crypto, whatever does not come from its current cathedral (as it
+    // does SACRAMNT offers from strangers, which reach chapel too).
+    let cathedral_client = r.settings.cathedral_client.is_some();
     let mut shroud_key: Option<Key32> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -84,7 +88,7 @@ pub fn run(mut r: Role0) -> Result<()> {
                     to_chapel |= chapel.push(meta, packet).is_ok();
                 }
                 Some(PacketKind::Offer(Magic::Katedral))
-                    if cathedral == Some(from) && packet.len() >= offer::OFFER_LEN =>
+                    if cathedral_client && packet.len() >= offer::OFFER_LEN =>
                 {
                     to_chapel |= chapel.push(meta, packet).is_ok();
                 }
