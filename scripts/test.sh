@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_packages build-essential pkg-config ca-certificates iproute2 iputils-ping iperf3
+ensure_packages build-essential pkg-config ca-certificates iproute2 iputils-ping iperf3 nftables
 ensure_cargo
 
 echo "==> desktop app: its system libraries, front-end tests and build (the workspace embeds app-ui/dist)"
@@ -17,6 +17,7 @@ cargo fmt --all --check
 echo "==> clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p chantry-service --all-targets --features test-hooks --locked -- -D warnings
+scripts/check-targets.sh
 
 echo "==> known answers from the reference implementation (../shared/vectors)"
 cargo test -p app-core --test vectors --locked -- --nocapture --test-threads=1 2>&1 \

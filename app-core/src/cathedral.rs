@@ -5,6 +5,8 @@
 //!   sends INFO / CIBORIUM / LITURGY offers every 5 s, accepts the
 //!   cathedral's replies (AMBRY, INFO, REMEMBRANCE, LITURGY) and fails over
 //!   between remembered cathedrals (behaviour.md §7, §9; wire.md §5.5-§5.7).
+//! - [`path`]: where a client's traffic goes: the §4.4 hold rule and the
+//!   relay → direct → relay life of the peer address ([`PathKeeper`]).
 //! - [`checks`]: what a cathedral does with a client or federation offer
 //!   before acting on it (behaviour.md §8.3, crypto.md §11), and the
 //!   CATACOMB re-encryption of a signed client offer (wire.md §5.8).
@@ -18,6 +20,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod path;
 pub mod remembrance;
 pub mod server;
 pub mod settings;
@@ -40,6 +43,7 @@ pub use client::{
     InfoPath, LITURGY_PEERS, LiturgyPeers, LiturgySettings, PeerInfo, RemembranceUpdate, Transmit,
     TransmitKind, open_from_cathedral,
 };
+pub use path::{Fallback, HoldDecision, InfoVerdict, PathKeeper, peer_update};
 pub use remembrance::{
     REMEMBRANCE_FILE_LEN, RemembranceFileError, parse_remembrance_file, remembrance_entries,
     remembrance_file_bytes,
@@ -110,6 +114,19 @@ impl Cosk {
             return Err(CoskError::PublicKeyMismatch);
         }
         Ok(Cosk { key })
+    }
+
+    /// A new random key in the 64-byte `cathedral_cosk` layout
+    /// (`ambry cosk-pair`).
+    pub fn generate(rng: &mut dyn crate::entropy::Entropy) -> Secret<COSK_LEN> {
+        let mut seed = [0u8; 32];
+        rng.fill(&mut seed);
+        let key = SigningKey::from_bytes(&seed);
+        seed.zeroize();
+        let mut pair = key.to_keypair_bytes();
+        let sk = Secret::new(pair);
+        pair.zeroize();
+        sk
     }
 
     /// The Ed25519 public key (the cathedral's `<id>.pub`).

@@ -104,6 +104,9 @@ pub enum Slot {
     Tun,
     /// The tunnel's UDP socket.
     Udp,
+    /// A cathedral's second UDP socket, on `cathedral_nat_port`: NAT
+    /// probes arrive there (purgatory-rx only; nothing is sent from it).
+    NatUdp,
     /// The bound control socket.
     Control,
     /// This role's own wakeup eventfd.
@@ -112,6 +115,12 @@ pub enum Slot {
     State,
     /// A pipe carrying the shared secret (keying roles).
     Secret,
+    /// A pipe from chapel to the guardian: secrets unwrapped from ambries
+    /// and remembrance lists, for the guardian to write to disk.
+    Report,
+    /// A pipe from the guardian to the cathedral role: its settings, keys
+    /// and bundles, at start and on every reload.
+    Feed,
     /// A ring this role consumes.
     In(Ring),
     /// A ring this role produces into.
@@ -125,10 +134,13 @@ impl fmt::Display for Slot {
         match self {
             Slot::Tun => f.write_str("tun"),
             Slot::Udp => f.write_str("udp"),
+            Slot::NatUdp => f.write_str("nat-udp"),
             Slot::Control => f.write_str("control"),
             Slot::Wake => f.write_str("wake"),
             Slot::State => f.write_str("state"),
             Slot::Secret => f.write_str("secret"),
+            Slot::Report => f.write_str("report"),
+            Slot::Feed => f.write_str("feed"),
             Slot::In(r) => write!(f, "in:{}", r.as_str()),
             Slot::Out(r) => write!(f, "out:{}", r.as_str()),
             Slot::Waker(r) => write!(f, "waker:{}", r.as_str()),
@@ -163,10 +175,13 @@ impl FromStr for Slot {
             None => match s {
                 "tun" => Slot::Tun,
                 "udp" => Slot::Udp,
+                "nat-udp" => Slot::NatUdp,
                 "control" => Slot::Control,
                 "wake" => Slot::Wake,
                 "state" => Slot::State,
                 "secret" => Slot::Secret,
+                "report" => Slot::Report,
+                "feed" => Slot::Feed,
                 _ => return Err(bad()),
             },
             Some(("in", r)) => Slot::In(ring(r).ok_or_else(bad)?),
@@ -341,6 +356,18 @@ pub struct ClientSettings {
     pub flock_dst: u64,
     /// `cathedral_nat_port`, if set.
     pub nat_port: Option<u16>,
+    /// A `kek` is configured: chapel asks for ambries and keys only after
+    /// the first one (behaviour.md §7.2).
+    #[serde(default)]
+    pub kek: bool,
+    /// `cathedral_remembrance` is configured: chapel asks for the cathedral
+    /// list and fails over along it (§7.3).
+    #[serde(default)]
+    pub remembrance: bool,
+    /// The cathedral list from the remembrance file, as read by the
+    /// guardian before this start.
+    #[serde(default)]
+    pub failover: Vec<SocketAddrV4>,
 }
 
 /// What the cathedral role reads before it enters its sandbox.
@@ -352,6 +379,13 @@ pub struct CathedralPaths {
     pub settings: Option<std::path::PathBuf>,
     /// The address this cathedral advertises as its relay.
     pub public: SocketAddrV4,
+    /// `cathedral_p2p_sync yes`.
+    #[serde(default)]
+    pub p2p_sync: bool,
+    /// `cathedral_nat_port`: the second socket NAT probes arrive on, if
+    /// set.
+    #[serde(default)]
+    pub nat_port: Option<u16>,
 }
 
 impl RoleSettings {
@@ -381,8 +415,9 @@ mod tests {
         m.insert(Slot::Tun, 3);
         m.insert(Slot::In(Ring::KeyPurgatoryRx), 4);
         m.insert(Slot::Waker(Ring::Heaven), 5);
+        m.insert(Slot::NatUdp, 6);
         let s = m.encode();
-        assert_eq!(s, "tun=3,in:key-purgatory-rx=4,waker:heaven=5");
+        assert_eq!(s, "tun=3,nat-udp=6,in:key-purgatory-rx=4,waker:heaven=5");
         assert_eq!(FdMap::decode(&s).unwrap().encode(), s);
     }
 

@@ -12,6 +12,7 @@
 //! of the same sanctum.conf family, written by [`Conf::write_sanctum`], and
 //! its roles run as system users this harness creates ([`sanctum_user`]).
 
+pub mod cathedral;
 pub mod service;
 
 use std::fs;
@@ -149,6 +150,23 @@ impl Netns {
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// A UDP socket bound to `addr` inside the namespace (created on a
+    /// short-lived thread that entered it; the socket stays there), with a
+    /// one-second read timeout.
+    pub fn udp_bind(&self, addr: std::net::SocketAddr) -> std::net::UdpSocket {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let sock = std::net::UdpSocket::bind(addr).expect("udp bind in namespace");
+            sock.set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("read timeout");
+            sock
+        })
+        .join()
+        .expect("namespace thread")
     }
 
     /// Pings `addr` once a second until it answers or `limit` passes;

@@ -8,63 +8,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chantry_e2e::service::*;
 use chantry_e2e::*;
-
-const GROUP: &str = "chtest-users";
-const ADMIN_GROUP: &str = "chtest-admins";
-const MEMBER: &str = "chtest-member";
-const OUTSIDER: &str = "chtest-outsider";
-
-/// The test's groups and users; removed on drop.
-struct Accounts;
-
-impl Accounts {
-    fn create() -> Accounts {
-        for g in [GROUP, ADMIN_GROUP] {
-            sh(&["groupadd", "-f", g]);
-        }
-        for (user, groups) in [(MEMBER, Some(GROUP)), (OUTSIDER, None)] {
-            let exists = Command::new("id")
-                .args(["-u", user])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !exists {
-                let mut args = vec![
-                    "useradd",
-                    "-M",
-                    "-N",
-                    "-s",
-                    "/usr/sbin/nologin",
-                    "-d",
-                    "/nonexistent",
-                ];
-                if let Some(g) = groups {
-                    args.extend(["-G", g]);
-                }
-                args.push(user);
-                sh(&args);
-            } else if let Some(g) = groups {
-                sh(&["usermod", "-aG", g, user]);
-            }
-        }
-        Accounts
-    }
-}
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for u in [MEMBER, OUTSIDER] {
-            let _ = Command::new("userdel").arg(u).output();
-        }
-        for g in [GROUP, ADMIN_GROUP] {
-            let _ = Command::new("groupdel").arg(g).output();
-        }
-    }
-}
 
 fn conf(side: u32) -> Conf {
     Conf {
@@ -83,7 +30,7 @@ fn groups_decide_who_may_do_what() {
     let conf_a = conf(0).write(&dir);
     let conf_b = conf(1).write(&dir);
     let peer = Daemon::start(&pair.b, &conf_b, dir.join("b.log"), &[]);
-    let mut service = Service::start(&pair.a, &dir, GROUP, ADMIN_GROUP);
+    let mut service = Service::start(&pair.a, &dir);
     let sock = service.socket.clone();
 
     // Root imports.

@@ -66,7 +66,15 @@ impl Setup {
         let conf_a = conf(0).write(&dir);
         let conf_b = conf(1).write(&dir);
         let peer = Daemon::start(&pair.b, &conf_b, dir.join("b.log"), &[]);
-        let service = Service::start(&pair.a, &dir, NO_GROUP, NO_ADMIN_GROUP);
+        let service = Service::start_with(
+            &pair.a,
+            &dir,
+            &ServiceOptions {
+                group: NO_GROUP.into(),
+                admin_group: NO_ADMIN_GROUP.into(),
+                env: Vec::new(),
+            },
+        );
         let sock = service.socket.clone();
         let o = ctl(
             None,
@@ -291,7 +299,15 @@ fn a_connected_profile_reports_through_chantryctl() {
 fn vicar_profiles_import_and_export_through_chantryctl() {
     let pair = Pair::new();
     let dir = TempDir::new();
-    let service = Service::start(&pair.a, &dir, NO_GROUP, NO_ADMIN_GROUP);
+    let service = Service::start_with(
+        &pair.a,
+        &dir,
+        &ServiceOptions {
+            group: NO_GROUP.into(),
+            admin_group: NO_ADMIN_GROUP.into(),
+            env: Vec::new(),
+        },
+    );
     let sock = &service.socket;
     let profile = VicarProfile {
         cathedral_id: 0x0bad_f00d,
@@ -497,7 +513,7 @@ fn load(socket: &Path, span: Duration) -> Vec<Result<Tally, String>> {
 #[test]
 fn a_hundred_subscribers_for_thirty_seconds() {
     let s = Setup::new();
-    let pid = s.service.pid().expect("service pid");
+    let pid = s.service.pid();
 
     // Warm-up with the same load, then the baseline once it is over.
     for r in load(s.sock(), WARM_UP) {

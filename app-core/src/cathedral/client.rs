@@ -387,6 +387,7 @@ pub struct CathedralClient {
     tunnel: u16,
     instance: u64,
     nat_port: Option<u16>,
+    nat_probing: bool,
     remembrance: bool,
     has_kek: bool,
     peer_configured: bool,
@@ -435,6 +436,7 @@ impl CathedralClient {
             tunnel: config.tunnel,
             instance: config.instance,
             nat_port: config.nat_port.filter(|p| *p != 0),
+            nat_probing: true,
             remembrance: config.remembrance,
             has_kek: config.has_kek,
             peer_configured: config.peer_configured,
@@ -516,6 +518,18 @@ impl CathedralClient {
         self.rx_pending = pending;
     }
 
+    /// Queues one INFO on the main path now, outside the 5 s rhythm: used
+    /// when a new RX SPI was installed, so that a relaying cathedral learns
+    /// it before the peer's first packet under it arrives (it drops data
+    /// for SPIs the receiver has not reported, behaviour.md §8.10).
+    pub fn send_info_now(&mut self, now: Now, rng: &mut dyn Entropy) {
+        if self.send_info {
+            let seed = random_seed(rng);
+            let pkt = self.info_offer(InfoPath::Main, &seed, now.wall);
+            self.queue(now, rng, TransmitKind::Info, &pkt);
+        }
+    }
+
     /// Sets the active ambry generation (reported in INFO; an AMBRY of this
     /// generation is ignored).
     pub fn set_ambry_generation(&mut self, generation: u32) {
@@ -525,6 +539,19 @@ impl CathedralClient {
     /// Sets the instance id reported in INFO (changes on a clock jump).
     pub fn set_instance(&mut self, instance: u64) {
         self.instance = instance;
+    }
+
+    /// Pauses (`false`) or resumes the CIBORIUM probes of a client with a
+    /// NAT port. A client backing off from a dead direct path pauses them
+    /// so that the cathedral stops naming its NAT-tested address
+    /// ([`super::path`]).
+    pub fn set_nat_probing(&mut self, on: bool) {
+        self.nat_probing = on;
+    }
+
+    /// Whether CIBORIUM probes go out with the next notifications.
+    pub fn nat_probing(&self) -> bool {
+        self.nat_port.is_some() && self.nat_probing
     }
 
     /// Changes the liturgy settings (e.g. a new signalling wish list).
@@ -651,7 +678,7 @@ impl CathedralClient {
             let seed = random_seed(rng);
             let pkt = self.info_offer(InfoPath::Main, &seed, now.wall);
             self.queue(now, rng, TransmitKind::Info, &pkt);
-            if self.nat_port.is_some() {
+            if self.nat_probing() {
                 let seed = random_seed(rng);
                 let pkt = self.info_offer(InfoPath::NatProbe, &seed, now.wall);
                 self.queue(now, rng, TransmitKind::NatProbe, &pkt);
@@ -942,6 +969,16 @@ mod tests {
         c.handle_timeout(now(4), &mut rng);
         assert!(c.poll_transmit().is_none());
         c.handle_timeout(now(5), &mut rng);
+        assert_eq!(c.poll_transmit().unwrap().kind, TransmitKind::Info);
+        assert_eq!(c.poll_transmit().unwrap().kind, TransmitKind::NatProbe);
+        // Probes paused (backing off from a dead direct path): INFO only.
+        c.set_nat_probing(false);
+        assert!(!c.nat_probing());
+        c.handle_timeout(now(10), &mut rng);
+        assert_eq!(c.poll_transmit().unwrap().kind, TransmitKind::Info);
+        assert!(c.poll_transmit().is_none());
+        c.set_nat_probing(true);
+        c.handle_timeout(now(15), &mut rng);
         assert_eq!(c.poll_transmit().unwrap().kind, TransmitKind::Info);
         assert_eq!(c.poll_transmit().unwrap().kind, TransmitKind::NatProbe);
     }

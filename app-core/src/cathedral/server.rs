@@ -3,9 +3,20 @@
 //! NAT probes, and the forwarding of exchange offers and data packets
 //! between the registered tunnels of a flock (§8.10).
 //!
-//! Not here yet: shroud, ambry distribution, liturgy, remembrance,
-//! federation (CATACOMB is refused as "not from a federation peer"),
-//! bandwidth caps, offer TFC padding.
+//! NAT test (§8.4 step 6): a CIBORIUM probe whose source equals the
+//! tunnel's main-path source makes that source the tunnel's p2p address;
+//! a different source (a port-changing NAT) clears it. Unlike the
+//! reference, a p2p address is used only while probes keep confirming it
+//! ([`P2P_MAX_AGE`]): a client that stops probing (chantryd's does after a
+//! failed direct path, see [`super::path`]) is relayed again, and so is its
+//! peer.
+//!
+//! Also here: ambry distribution (§8.6, [`Cathedral::set_bundle`]),
+//! remembrance (§8.8), federation with other cathedrals (§8.9, CATACOMB
+//! INFO and P2P_INFO, [`Cathedral::set_federation`]) and the per-tunnel
+//! bandwidth caps of relayed data (§8.10).
+//!
+//! Not here yet: shroud, liturgy, offer TFC padding.
 //!
 //! Every datagram is hostile input: [`Cathedral::handle_datagram`] never
 //! panics, and every datagram it does not act on is counted in
@@ -24,8 +35,21 @@ use crate::wire::offer::{
     PacketKind,
 };
 
-use super::checks::{ClientDirectory, OfferSource, Rejection, check_offer};
+use super::checks::{
+    ClientDirectory, OfferSource, Rejection, VerifiedOffer, catacomb_reencrypt, check_offer,
+};
 use super::settings::Settings;
+use crate::ambry::Bundle;
+use crate::secret::Key32;
+use crate::wire::offer::{
+    INFO_FLAG_REMEMBRANCE, INFO_FLAG_SKIP_AMBRY, P2pInfoBody, RemembranceBody,
+};
+
+mod ambries;
+pub mod bandwidth;
+
+use ambries::Ambries;
+use bandwidth::Bucket;
 
 /// Smallest datagram a cathedral looks at (behaviour.md §8.1).
 pub const MIN_DATAGRAM: usize = 50;
@@ -35,6 +59,15 @@ pub const TUNNEL_MAX_AGE: Duration = Duration::from_secs(120);
 pub const P2P_COOLDOWN: Duration = Duration::from_secs(15);
 /// How often the registry is swept for expired tunnels.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// At most one federation update per tunnel this often (§8.4 step 7).
+pub const FEDERATE_INTERVAL: Duration = Duration::from_secs(3);
+/// At most one REMEMBRANCE per tunnel this often (§8.8).
+pub const REMEMBRANCE_INTERVAL: Duration = Duration::from_secs(15);
+/// A p2p address not confirmed by a NAT probe for this long is no longer
+/// named in INFO replies: four notify intervals, so two or three lost
+/// probes in a row do not end a direct path. (The reference keeps it until
+/// the client restarts or its NAT is seen to change ports.)
+pub const P2P_MAX_AGE: Duration = Duration::from_secs(20);
 
 /// A registry key: (source flock with domain, destination flock with
 /// domain, tunnel id).
@@ -83,6 +116,13 @@ pub enum Dropped {
     /// A verified offer type this cathedral does not serve yet (LITURGY).
     #[error("offer type not served")]
     NotServed,
+    /// A P2P_INFO while `cathedral_p2p_sync` is off, or for a tunnel that
+    /// is not a federated one.
+    #[error("P2P_INFO ignored")]
+    P2pInfoIgnored,
+    /// The receiver's bandwidth cap is reached.
+    #[error("bandwidth cap of the receiving tunnel reached")]
+    BandwidthCap,
 }
 
 /// What the cathedral has done since its start (or the last reset).
@@ -92,8 +132,14 @@ pub struct Counters {
     pub info: u64,
     /// Verified NAT probes.
     pub nat_probes: u64,
+    /// Of those, probes whose source differed from the tunnel's main-path
+    /// source (a port-changing NAT: that tunnel is relayed).
+    pub nat_changed: u64,
     /// INFO replies sent.
     pub info_replies: u64,
+    /// Of those, replies naming the peer's NAT-tested address (p2p)
+    /// rather than the relay.
+    pub info_p2p: u64,
     /// Tunnels created.
     pub registered: u64,
     /// Instance changes seen (peer restarts).
@@ -109,6 +155,16 @@ pub struct Counters {
     /// Of those, offers that failed authentication, signature, timestamp
     /// or identity checks.
     pub offers_rejected: u64,
+    /// AMBRY offers sent.
+    pub ambries_sent: u64,
+    /// REMEMBRANCE offers sent.
+    pub remembrances_sent: u64,
+    /// CATACOMB offers sent to federation peers.
+    pub federated_out: u64,
+    /// Verified CATACOMB offers from federation peers.
+    pub federated_in: u64,
+    /// Data packets dropped by a bandwidth cap.
+    pub bandwidth_drops: u64,
 }
 
 /// One registered tunnel.
@@ -120,7 +176,24 @@ struct Tunnel {
     rx_pending: u32,
     last_seen: Instant,
     p2p: Option<SocketAddrV4>,
+    p2p_seen: Instant,
     p2p_cooldown: Instant,
+    /// Registered through a federation peer (`addr` is that cathedral).
+    federated: bool,
+    /// Next time a client INFO of this tunnel may be federated.
+    next_federate: Instant,
+    /// Next time this tunnel may get a REMEMBRANCE.
+    next_remembrance: Instant,
+    /// Cap on data relayed to this tunnel.
+    bucket: Bucket,
+}
+
+impl Tunnel {
+    /// The p2p address, if a probe confirmed it recently enough.
+    fn p2p_at(&self, now: Instant) -> Option<SocketAddrV4> {
+        self.p2p
+            .filter(|_| now.saturating_since(self.p2p_seen) < P2P_MAX_AGE)
+    }
 }
 
 /// The cathedral: registry, replies, relay.
@@ -132,6 +205,9 @@ pub struct Cathedral {
     out: VecDeque<(SocketAddrV4, Vec<u8>)>,
     counters: Counters,
     next_sweep: Instant,
+    ambries: Ambries,
+    sync: Option<Key32>,
+    p2p_sync: bool,
 }
 
 impl core::fmt::Debug for Cathedral {
@@ -160,7 +236,41 @@ impl Cathedral {
             out: VecDeque::new(),
             counters: Counters::default(),
             next_sweep: Instant::ZERO,
+            ambries: Ambries::default(),
+            sync: None,
+            p2p_sync: false,
         }
+    }
+
+    /// Federation (§8.9): the sync secret shared by all federated
+    /// cathedrals (the cathedral's `secret` file) and
+    /// `cathedral_p2p_sync`. Without it CATACOMB is refused and nothing is
+    /// federated. The peers are the settings' `federate` lines.
+    pub fn set_federation(&mut self, sync: Key32, p2p_sync: bool) {
+        self.sync = Some(sync);
+        self.p2p_sync = p2p_sync;
+    }
+
+    /// Installs the ambry bundle of the flock pair (a, b) (`a == b`: the
+    /// flock's own bundle), or removes it with `None`. Clients reporting
+    /// another generation get their entry with every INFO (§8.6).
+    pub fn set_bundle(&mut self, a: u64, b: u64, bundle: Option<Bundle>) {
+        self.ambries.set(a, b, bundle);
+    }
+
+    /// The generation of the bundle loaded for (a, b), if any.
+    pub fn bundle_generation(&self, a: u64, b: u64) -> Option<u32> {
+        self.ambries.generation(a, b)
+    }
+
+    /// The federation peers: the settings' `federate` lines without this
+    /// cathedral's own address.
+    fn federation_peers(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
+        self.settings
+            .federate
+            .iter()
+            .copied()
+            .filter(|p| *p != self.public)
     }
 
     /// Replaces the settings and keys (a reload): tunnels whose flocks or
@@ -169,13 +279,18 @@ impl Cathedral {
         self.settings = settings;
         self.directory = directory;
         let s = &self.settings;
-        self.tunnels.retain(|&(src, dst, id), _| {
+        self.tunnels.retain(|&(src, dst, id), t| {
+            let Some(flock) = s.flocks.get(&(src & FLOCK_DOMAIN_MASK)) else {
+                return false;
+            };
+            let Some(allow) = flock.allows.iter().find(|a| a.owner == (id >> 8) as u8) else {
+                return false;
+            };
+            t.bucket.set_mbit(allow.bandwidth);
             forwardable(s, src, dst).is_ok()
-                && s.flocks[&(src & FLOCK_DOMAIN_MASK)]
-                    .allows
-                    .iter()
-                    .any(|a| a.owner == (id >> 8) as u8)
         });
+        self.ambries
+            .retain(|a, b| s.flocks.contains_key(&a) && (a == b || s.xflock(a, b)));
     }
 
     /// The counters.
@@ -246,7 +361,7 @@ impl Cathedral {
         match offer::classify(packet) {
             Some(PacketKind::Offer(Magic::Sacrament)) => self.forward_offer(packet),
             Some(PacketKind::Offer(_)) => self.cathedral_offer(now, from, packet, rng),
-            _ => self.forward_data(packet),
+            _ => self.forward_data(now, packet),
         }
     }
 
@@ -257,33 +372,62 @@ impl Cathedral {
         packet: &[u8],
         rng: &mut dyn Entropy,
     ) -> Result<(), Dropped> {
-        let v = check_offer(packet, now.wall, self.directory.as_ref(), None)?;
-        let OfferBody::Info(info) = *v.body() else {
-            return Err(Dropped::NotServed);
-        };
+        // CATACOMB is opened with the sync secret only when it comes from
+        // a configured federation peer (§8.9).
+        let sync = self
+            .sync
+            .clone()
+            .filter(|_| self.federation_peers().any(|p| p == from));
+        let v = check_offer(packet, now.wall, self.directory.as_ref(), sync.as_ref())?;
+        let catacomb = v.source() == OfferSource::Federation;
+        if catacomb {
+            self.counters.federated_in += 1;
+        }
+        match *v.body() {
+            OfferBody::Info(info) => self.info(now, from, &v, info, catacomb, rng),
+            OfferBody::P2pInfo(p) if catacomb => self.p2p_info(now, &v, p),
+            _ => Err(Dropped::NotServed),
+        }
+    }
+
+    /// An INFO from a client (main path or NAT probe) or federated by a
+    /// peer cathedral (behaviour.md §8.4).
+    fn info(
+        &mut self,
+        now: Now,
+        from: SocketAddrV4,
+        v: &VerifiedOffer,
+        info: InfoBody,
+        catacomb: bool,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), Dropped> {
         let nat = v.source() == OfferSource::NatProbe;
         let header = v.offer().header();
         let (src, dst, identity) = (header.flock_src, header.flock_dst, header.spi);
         forwardable(&self.settings, src, dst)?;
-        if self
+        let Some(bandwidth) = self
             .settings
             .allowed(src, identity, (info.tunnel >> 8) as u8)
-            .is_none()
-        {
+        else {
             return Err(Dropped::NotAllowed {
                 identity,
                 tunnel: info.tunnel,
             });
-        }
+        };
         let key = (src, dst, info.tunnel);
         if nat {
             self.counters.nat_probes += 1;
             let t = self.tunnels.get_mut(&key).ok_or(Dropped::NatProbeUnknown)?;
+            if t.federated {
+                return Ok(());
+            }
             if t.addr != from {
                 // A port-changing NAT: no p2p for this client.
                 t.p2p = None;
+                self.counters.nat_changed += 1;
             } else if now.mono >= t.p2p_cooldown {
                 t.p2p = Some(from);
+                t.p2p_seen = now.mono;
             }
             return Ok(());
         }
@@ -297,7 +441,12 @@ impl Cathedral {
                 rx_pending: 0,
                 last_seen: now.mono,
                 p2p: None,
+                p2p_seen: now.mono,
                 p2p_cooldown: now.mono + P2P_COOLDOWN,
+                federated: catacomb,
+                next_federate: now.mono,
+                next_remembrance: now.mono,
+                bucket: Bucket::new(bandwidth, now.mono),
             }
         });
         let restarted = t.instance != info.instance;
@@ -305,17 +454,202 @@ impl Cathedral {
             t.p2p = None;
             t.p2p_cooldown = now.mono + P2P_COOLDOWN;
         }
+        let remembrance = !restarted
+            && !catacomb
+            && info.flags & INFO_FLAG_REMEMBRANCE != 0
+            && now.mono >= t.next_remembrance;
+        if remembrance {
+            t.next_remembrance = now.mono + REMEMBRANCE_INTERVAL;
+        }
         t.last_seen = now.mono;
         t.rx_active = info.rx_active;
         t.rx_pending = info.rx_pending;
         t.instance = info.instance;
         t.addr = from;
+        t.federated = catacomb;
+        let federate = !catacomb && now.mono >= t.next_federate;
+        if federate {
+            t.next_federate = now.mono + FEDERATE_INTERVAL;
+        }
         if restarted {
             self.counters.restarts += 1;
-        } else {
+        } else if !catacomb {
             self.reply_info(now, key, identity, from, rng);
+            if remembrance {
+                self.send_remembrance(now, src, identity, from, rng);
+            }
+        }
+        if !catacomb && info.flags & INFO_FLAG_SKIP_AMBRY == 0 {
+            self.send_ambry(now, key, identity, info.ambry_generation, from, rng);
+        }
+        if federate {
+            self.federate(v, key, identity, rng);
         }
         Ok(())
+    }
+
+    /// A federated P2P_INFO (§8.9): copies the p2p address and flag of a
+    /// federated tunnel, with `cathedral_p2p_sync` only.
+    fn p2p_info(&mut self, now: Now, v: &VerifiedOffer, p: P2pInfoBody) -> Result<(), Dropped> {
+        if !self.p2p_sync {
+            return Err(Dropped::P2pInfoIgnored);
+        }
+        let header = v.offer().header();
+        let (src, dst, identity) = (header.flock_src, header.flock_dst, header.spi);
+        forwardable(&self.settings, src, dst)?;
+        if self
+            .settings
+            .allowed(src, identity, (p.tunnel >> 8) as u8)
+            .is_none()
+        {
+            return Err(Dropped::NotAllowed {
+                identity,
+                tunnel: p.tunnel,
+            });
+        }
+        let t = self
+            .tunnels
+            .get_mut(&(src, dst, p.tunnel))
+            .ok_or(Dropped::UnknownSender)?;
+        if !t.federated {
+            return Err(Dropped::P2pInfoIgnored);
+        }
+        t.p2p = (p.flags != 0).then_some(SocketAddrV4::new(p.ip, p.port));
+        t.p2p_seen = now.mono;
+        Ok(())
+    }
+
+    /// Re-sends a client's signed INFO to every federation peer under the
+    /// sync secret, and a P2P_INFO with its main-path address (§8.9).
+    fn federate(
+        &mut self,
+        v: &VerifiedOffer,
+        key: TunnelKey,
+        identity: u32,
+        rng: &mut dyn Entropy,
+    ) {
+        let Some(sync) = self.sync.clone() else {
+            return;
+        };
+        let (src, dst, tunnel) = key;
+        let p2p = match self.tunnels.get(&key) {
+            Some(t) if self.p2p_sync => P2pInfoBody {
+                ip: *t.addr.ip(),
+                port: t.addr.port(),
+                tunnel,
+                flags: u32::from(t.p2p.is_some()),
+            },
+            _ => P2pInfoBody {
+                ip: std::net::Ipv4Addr::UNSPECIFIED,
+                port: 0,
+                tunnel,
+                flags: 0,
+            },
+        };
+        let peers: Vec<SocketAddrV4> = self.federation_peers().collect();
+        for peer in peers {
+            let mut seed = [0u8; 64];
+            rng.fill(&mut seed);
+            if let Ok(sealed) = catacomb_reencrypt(v, dst, &sync, &seed) {
+                self.out.push_back((peer, sealed.to_vec()));
+                self.counters.federated_out += 1;
+            }
+            rng.fill(&mut seed);
+            let header = OfferHeader::new(Magic::Catacomb, src, dst, identity, seed);
+            let k = kdf::offer_key(&sync, OfferLabel::Catacomb, &seed, src, 0);
+            let mut extra = [0u8; 64];
+            rng.fill(&mut extra);
+            let timestamp = v.offer().timestamp();
+            let sealed = Offer::new(header, timestamp, &OfferBody::P2pInfo(p2p), extra).seal(&k);
+            self.out.push_back((peer, sealed.to_vec()));
+            self.counters.federated_out += 1;
+        }
+    }
+
+    /// The AMBRY for the requester's tunnel if its generation is not the
+    /// bundle's (§8.6).
+    fn send_ambry(
+        &mut self,
+        now: Now,
+        (src, dst, tunnel): TunnelKey,
+        identity: u32,
+        generation: u32,
+        to: SocketAddrV4,
+        rng: &mut dyn Entropy,
+    ) {
+        let Some(body) = self
+            .ambries
+            .offer_for(src, dst, tunnel, generation, now.wall)
+        else {
+            return;
+        };
+        if let Some(sealed) = self.seal_for_client(now, src, identity, &OfferBody::Ambry(body), rng)
+        {
+            self.out.push_back((to, sealed));
+            self.counters.ambries_sent += 1;
+        }
+    }
+
+    /// The cathedral list (§8.8): this cathedral, then its federation
+    /// peers.
+    fn send_remembrance(
+        &mut self,
+        now: Now,
+        src: u64,
+        identity: u32,
+        to: SocketAddrV4,
+        rng: &mut dyn Entropy,
+    ) {
+        let mut body = RemembranceBody {
+            ips: [std::net::Ipv4Addr::UNSPECIFIED; offer::REMEMBRANCE_SLOTS],
+            ports: [0; offer::REMEMBRANCE_SLOTS],
+        };
+        let list = std::iter::once(self.public).chain(self.federation_peers());
+        for (i, a) in list.take(offer::REMEMBRANCE_SLOTS).enumerate() {
+            body.ips[i] = *a.ip();
+            body.ports[i] = a.port();
+        }
+        if let Some(sealed) =
+            self.seal_for_client(now, src, identity, &OfferBody::Remembrance(body), rng)
+        {
+            self.out.push_back((to, sealed));
+            self.counters.remembrances_sent += 1;
+        }
+    }
+
+    /// A cathedral -> client offer: KATEDRAL, header spi = the client's
+    /// identity, sealed under its cathedral secret; unsigned (crypto.md
+    /// §11). `None` if the identity's secret is gone.
+    fn seal_for_client(
+        &self,
+        now: Now,
+        src: u64,
+        identity: u32,
+        body: &OfferBody,
+        rng: &mut dyn Entropy,
+    ) -> Option<Vec<u8>> {
+        let cs = self
+            .directory
+            .cathedral_secret(src & FLOCK_DOMAIN_MASK, identity)?;
+        let mut seed = [0u8; 64];
+        rng.fill(&mut seed);
+        let mut extra = [0u8; 64];
+        rng.fill(&mut extra);
+        let (r1, r2) = (rng.next_u32(), rng.next_u32());
+        let filler = (u64::from(r1) << 32) | u64::from(r2);
+        let header = OfferHeader::new(
+            Magic::Katedral,
+            filler,
+            filler.rotate_left(17),
+            identity,
+            seed,
+        );
+        let key = kdf::offer_key(&cs, OfferLabel::Cathedral, &seed, src, 0);
+        Some(
+            Offer::new(header, now.wall, body, extra)
+                .seal(&key)
+                .to_vec(),
+        )
     }
 
     /// The INFO reply (§8.5), if the peer tunnel is registered.
@@ -333,21 +667,21 @@ impl Cathedral {
         ) else {
             return;
         };
-        let Some(cs) = self
-            .directory
-            .cathedral_secret(src & FLOCK_DOMAIN_MASK, identity)
-        else {
+        if peer.federated && !self.p2p_sync {
+            // The peer's own cathedral answers it; this one stays silent.
             return;
-        };
+        }
         let mut body = InfoBody {
             local_ip_raw: me.addr.ip().octets(),
             local_port_raw: me.addr.port().to_be_bytes(),
             ..InfoBody::default()
         };
-        match (me.p2p, peer.p2p) {
+        let mut p2p = false;
+        match (me.p2p_at(now.mono), peer.p2p_at(now.mono)) {
             (Some(a), Some(b)) if a.ip() != b.ip() => {
                 body.peer_ip = *b.ip();
                 body.peer_port = b.port();
+                p2p = true;
             }
             (a, b) => {
                 let cooled = now.mono >= me.p2p_cooldown && now.mono >= peer.p2p_cooldown;
@@ -358,23 +692,14 @@ impl Cathedral {
                 body.peer_port = self.public.port();
             }
         }
-        let mut seed = [0u8; 64];
-        rng.fill(&mut seed);
-        let mut extra = [0u8; 64];
-        rng.fill(&mut extra);
-        let (r1, r2) = (rng.next_u32(), rng.next_u32());
-        let filler = (u64::from(r1) << 32) | u64::from(r2);
-        let header = OfferHeader::new(
-            Magic::Katedral,
-            filler,
-            filler.rotate_left(17),
-            identity,
-            seed,
-        );
-        let key = kdf::offer_key(&cs, OfferLabel::Cathedral, &seed, src, 0);
-        let sealed = Offer::new(header, now.wall, &OfferBody::Info(body), extra).seal(&key);
-        self.out.push_back((to, sealed.to_vec()));
-        self.counters.info_replies += 1;
+        if let Some(sealed) = self.seal_for_client(now, src, identity, &OfferBody::Info(body), rng)
+        {
+            self.out.push_back((to, sealed));
+            self.counters.info_replies += 1;
+            if p2p {
+                self.counters.info_p2p += 1;
+            }
+        }
     }
 
     /// An exchange offer between two registered tunnels (§8.10).
@@ -398,16 +723,21 @@ impl Cathedral {
         Ok(())
     }
 
-    /// A data packet to the tunnel that reported its SPI (§8.10).
-    fn forward_data(&mut self, packet: &[u8]) -> Result<(), Dropped> {
+    /// A data packet to the tunnel that reported its SPI, within that
+    /// tunnel's bandwidth cap (§8.10).
+    fn forward_data(&mut self, now: Now, packet: &[u8]) -> Result<(), Dropped> {
         let h = DataHeader::parse(packet).map_err(|_| Dropped::MalformedData)?;
         forwardable(&self.settings, h.flock_src, h.flock_dst)?;
         let t = self
             .tunnels
-            .get(&(h.flock_dst, h.flock_src, (h.spi >> 16) as u16))
+            .get_mut(&(h.flock_dst, h.flock_src, (h.spi >> 16) as u16))
             .ok_or(Dropped::UnknownReceiver)?;
         if h.spi != t.rx_active && h.spi != t.rx_pending {
             return Err(Dropped::WrongSpi(h.spi));
+        }
+        if !t.bucket.admit(now.mono, packet.len()) {
+            self.counters.bandwidth_drops += 1;
+            return Err(Dropped::BandwidthCap);
         }
         self.out.push_back((t.addr, packet.to_vec()));
         self.counters.data_relayed += 1;
@@ -435,3 +765,7 @@ fn forwardable(s: &Settings, src: u64, dst: u64) -> Result<(), Dropped> {
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "server_ambry_tests.rs"]
+mod ambry_tests;

@@ -297,3 +297,124 @@ fn nat_probes_never_create_and_tunnels_expire() {
     c.handle_timeout(now(121));
     assert_eq!(c.tunnels(), 0);
 }
+
+/// The INFO reply `c` queued for `d`: its peer address and flags.
+fn reply_to(c: &mut Cathedral, d: &Device, wall: u64) -> (SocketAddrV4, u32) {
+    let (to, reply) = c.poll_transmit().expect("an INFO reply");
+    assert_eq!(to, d.addr);
+    let o = open_from_cathedral(&reply, &d.cs, FLOCK, d.id, wall).unwrap();
+    let OfferBody::Info(info) = o.body().unwrap() else {
+        panic!("not an INFO")
+    };
+    (SocketAddrV4::new(info.peer_ip, info.peer_port), info.flags)
+}
+
+/// Both devices send INFO (main path) and a NAT probe from `probe_from`
+/// at second `s`; returns what each was told.
+fn round(
+    c: &mut Cathedral,
+    devs: [(&Device, SocketAddrV4); 2],
+    s: u64,
+) -> [(SocketAddrV4, u32); 2] {
+    let mut r = rng();
+    devs.map(|(d, probe_from)| {
+        c.handle_datagram(
+            now(s),
+            d.addr,
+            &info_from(d, Magic::Katedral, WALL + s, 1, 7),
+            &mut r,
+        )
+        .unwrap();
+        // The reply is computed before this round's probe, as on the wire.
+        let told = if c.tunnels() == 2 {
+            reply_to(c, d, WALL + s)
+        } else {
+            (SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), 0)
+        };
+        c.handle_datagram(
+            now(s),
+            probe_from,
+            &info_from(d, Magic::Ciborium, WALL + s, 1, 7),
+            &mut r,
+        )
+        .unwrap();
+        told
+    })
+}
+
+#[test]
+fn nat_tested_clients_are_told_each_others_address_after_the_cooldown() {
+    let (a, b) = (device(1), device(2));
+    let mut c = cathedral(&[&a, &b]);
+    // Until the 15 s cooldown has passed: relay.
+    for s in (0..15).step_by(5) {
+        for (told, _) in round(&mut c, [(&a, a.addr), (&b, b.addr)], s) {
+            // (a's first INFO has no reply: b is not registered yet.)
+            if !told.ip().is_unspecified() {
+                assert_eq!(told, PUBLIC, "at {s}");
+            }
+        }
+    }
+    // The probes at 15 s set both p2p addresses; the replies at 20 s name
+    // them.
+    round(&mut c, [(&a, a.addr), (&b, b.addr)], 15);
+    let [(to_a, fa), (to_b, fb)] = round(&mut c, [(&a, a.addr), (&b, b.addr)], 20);
+    assert_eq!((to_a, to_b), (b.addr, a.addr));
+    assert_eq!(fa | fb, 0);
+    let k = c.counters();
+    assert_eq!(k.info_p2p, 2);
+    assert_eq!(k.nat_changed, 0);
+    assert_eq!(k.nat_probes, 10);
+}
+
+#[test]
+fn a_port_changing_nat_keeps_both_sides_on_the_relay() {
+    let (a, b) = (device(1), device(2));
+    let mut c = cathedral(&[&a, &b]);
+    let a_nat = SocketAddrV4::new(*a.addr.ip(), a.addr.port() + 1000);
+    for s in (0..40).step_by(5) {
+        let [(to_a, _), (to_b, _)] = round(&mut c, [(&a, a_nat), (&b, b.addr)], s);
+        if s > 0 {
+            assert_eq!((to_a, to_b), (PUBLIC, PUBLIC), "at {s}");
+        }
+    }
+    let k = c.counters();
+    assert_eq!(k.nat_changed, 8);
+    assert_eq!(k.info_p2p, 0);
+}
+
+#[test]
+fn a_p2p_address_ages_out_when_probes_stop() {
+    let (a, b) = (device(1), device(2));
+    let mut c = cathedral(&[&a, &b]);
+    for s in (0..=20).step_by(5) {
+        round(&mut c, [(&a, a.addr), (&b, b.addr)], s);
+    }
+    assert_eq!(c.counters().info_p2p, 2);
+    // From 25 s on, a no longer probes (its NAT probes are lost, or it
+    // backs off from a dead direct path): its last confirmation was at
+    // 20 s, so from 40 s on both are told the relay again.
+    let mut r = rng();
+    for s in (25..=45).step_by(5) {
+        for d in [&a, &b] {
+            c.handle_datagram(
+                now(s),
+                d.addr,
+                &info_from(d, Magic::Katedral, WALL + s, 1, 7),
+                &mut r,
+            )
+            .unwrap();
+            let (told, _) = reply_to(&mut c, d, WALL + s);
+            let other = if d.id == a.id { b.addr } else { a.addr };
+            let want = if s < 40 { other } else { PUBLIC };
+            assert_eq!(told, want, "at {s}");
+        }
+        c.handle_datagram(
+            now(s),
+            b.addr,
+            &info_from(&b, Magic::Ciborium, WALL + s, 1, 7),
+            &mut r,
+        )
+        .unwrap();
+    }
+}

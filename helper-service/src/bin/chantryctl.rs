@@ -22,8 +22,7 @@
 //! * 7: the vicar file's passphrase is wrong.
 
 use std::fmt::Write as _;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,7 +34,7 @@ use chantry_core::ipc::{
     ProfileInfo, Request, Response, Settings, Stage, StatsSample, TunnelStats, TunnelStatus,
     VicarImportRequest,
 };
-use chantry_service::control::{self, DEFAULT_CONTROL_PATH, SaStats, Status};
+use chantry_service::control::{DEFAULT_CONTROL_PATH, SaStats, Status};
 use chantry_service::service::client::{Client, ClientError};
 use chantry_service::service::conf_text;
 use chantry_service::service::store::KeyFile;
@@ -101,6 +100,26 @@ enum Command {
     /// Import a vicar provisioning file and the sanctum.conf lines it does
     /// not hold as a profile (needs root or the chantry-admin group).
     ImportVicar(VicarArgs),
+    /// Change a profile's flags (needs root or chantry-admin); a connected
+    /// profile follows at once (the kill switch locks or unlocks).
+    #[command(group(
+        ArgGroup::new("flags")
+            .required(true)
+            .multiple(true)
+            .args(["auto_connect", "always_on"])
+    ))]
+    Edit {
+        /// The profile.
+        name: String,
+        /// Connect it whenever the service starts (true/false, yes/no,
+        /// on/off).
+        #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        auto_connect: Option<bool>,
+        /// Keep the machine fail-closed while it is connected (true/false,
+        /// yes/no, on/off).
+        #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+        always_on: Option<bool>,
+    },
     /// Remove a profile and its key files (needs root or chantry-admin).
     Remove {
         /// The profile.
@@ -321,6 +340,21 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             call(cli, Request::Disconnect { name: name.clone() })?;
             done(cli.json, &format!("{name}: down"))
         }
+        Command::Edit {
+            name,
+            auto_connect,
+            always_on,
+        } => {
+            call(
+                cli,
+                Request::Edit {
+                    name: name.clone(),
+                    auto_connect: *auto_connect,
+                    always_on: *always_on,
+                },
+            )?;
+            done(cli.json, &format!("{name}: changed"))
+        }
         Command::Remove { name } => {
             call(cli, Request::Remove { name: name.clone() })?;
             done(cli.json, &format!("{name}: removed"))
@@ -414,10 +448,13 @@ fn done(json: bool, text: &str) -> Result<(), Failure> {
 /// Creates `path` (never overwriting) with `mode`.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode);
+    #[cfg(not(unix))]
+    let _ = mode; // Windows: the directory's ACL applies.
+    let mut f = o
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(bytes)
@@ -523,8 +560,10 @@ fn first_line(text: &str) -> &str {
 }
 
 /// Asks on the terminal with echo off, and puts echo back.
+#[cfg(unix)]
 fn prompt(question: &str) -> anyhow::Result<Zeroizing<String>> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::{BufRead as _, Write as _};
     let mut tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -543,6 +582,14 @@ fn prompt(question: &str) -> anyhow::Result<Zeroizing<String>> {
     })();
     tcsetattr(&tty, SetArg::TCSAFLUSH, &saved)?;
     answer
+}
+
+/// Asks on the console with echo off (rpassword: the console's input
+/// mode without `ENABLE_ECHO_INPUT`, put back after the line).
+#[cfg(windows)]
+fn prompt(question: &str) -> anyhow::Result<Zeroizing<String>> {
+    let line = Zeroizing::new(rpassword::prompt_password(question)?);
+    Ok(Zeroizing::new(first_line(&line).to_owned()))
 }
 
 /// A refusal about a line of the configuration names the caller's file.
@@ -882,7 +929,7 @@ fn status(args: &StatusArgs, json_out: bool) -> anyhow::Result<()> {
                 args.timeout
             )
         })?;
-    let status = control::query(&path, timeout).context("no status from the tunnel")?;
+    let status = query(&path, timeout)?;
     let now = monotonic_now()?;
     if json_out {
         println!("{}", json(&path, now, &status)?);
@@ -908,7 +955,29 @@ fn control_path(args: &StatusArgs) -> anyhow::Result<PathBuf> {
     Ok(config.control().path.clone())
 }
 
+/// Asks the tunnel's control socket for its status.
+#[cfg(unix)]
+fn query(path: &Path, timeout: Duration) -> anyhow::Result<Status> {
+    chantry_service::control::query(path, timeout).context("no status from the tunnel")
+}
+
+/// Tunnels (and their control sockets) are not built on this platform.
+#[cfg(not(unix))]
+fn query(path: &Path, _timeout: Duration) -> anyhow::Result<Status> {
+    anyhow::bail!(
+        "{}: a tunnel's control socket is a Unix datagram socket; tunnels on this platform are not built yet",
+        path.display()
+    )
+}
+
 /// Whole seconds of CLOCK_MONOTONIC, the clock the counters use.
+#[cfg(not(unix))]
+fn monotonic_now() -> anyhow::Result<u64> {
+    anyhow::bail!("no CLOCK_MONOTONIC on this platform")
+}
+
+/// Whole seconds of CLOCK_MONOTONIC, the clock the counters use.
+#[cfg(unix)]
 fn monotonic_now() -> anyhow::Result<u64> {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .context("clock_gettime(CLOCK_MONOTONIC)")?;

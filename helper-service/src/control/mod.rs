@@ -8,13 +8,17 @@
 //! * [`client`]: [`bind_control_socket`] for the guardian and [`query`]
 //!   for `chantryctl status`.
 
+#[cfg(unix)]
 pub mod client;
 mod error;
+#[cfg(unix)]
 pub mod server;
 pub mod status;
 
+#[cfg(unix)]
 pub use client::{MAX_SOCKET_PATH, bind_control_socket, query};
 pub use error::ControlError;
+#[cfg(unix)]
 pub use server::{Served, serve_one};
 pub use status::{STATUS_LEN, STATUS_REQUEST, SaStats, Status};
 

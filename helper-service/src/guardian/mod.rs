@@ -1,5 +1,5 @@
 //! The guardian: `chantryd run -c FILE`. It checks the configuration,
-//! creates the TUN device, the UDP socket and the control socket (the
+//! creates the TUN device, the UDP socket(s) and the control socket (the
 //! things that need privileges), starts one sandboxed process per role,
 //! and watches them: a role that dies takes the set down (its keys die
 //! with it) and the set comes back after a backoff. SIGTERM, SIGINT,
@@ -35,6 +35,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// that die sooner, or before every role reported in (a crash loop), back
 /// off further.
 const HEALTHY_AFTER: Duration = Duration::from_secs(1);
+/// How often a cathedral checks its settings file and bundles for changes
+/// (behaviour.md §8.11).
+const RELOAD_CHECK: Duration = Duration::from_secs(10);
 /// How long roles get to report that they are sandboxed and running.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -64,6 +67,20 @@ pub fn run(config: &Path) -> Result<()> {
     let tun = setup.tun.as_ref().map(Tun::create).transpose()?;
     setup.settings.tun_offload = tun.as_ref().is_some_and(Tun::offload);
     let sock = udp::bind(setup.config.local())?;
+    // A cathedral's NAT port (behaviour.md §8.1): a second socket on the
+    // same address, for purgatory-rx only.
+    let nat_sock = setup
+        .settings
+        .cathedral
+        .as_ref()
+        .and_then(|c| c.nat_port)
+        .map(|port| {
+            udp::bind(std::net::SocketAddrV4::new(
+                *setup.config.local().ip(),
+                port,
+            ))
+        })
+        .transpose()?;
     let (control_path, control_user) = &setup.control;
     let control_sock =
         control::bind_control_socket(control_path, Some((control_user.uid, control_user.gid)))
@@ -77,6 +94,7 @@ pub fn run(config: &Path) -> Result<()> {
         tun = tun.as_ref().map_or("none", Tun::name),
         offload = setup.settings.tun_offload,
         local = %setup.config.local(),
+        nat_port = ?nat_sock.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port()),
         mode = ?setup.mode,
         "chantryd starting"
     );
@@ -84,9 +102,20 @@ pub fn run(config: &Path) -> Result<()> {
     let mut backoff = BACKOFF_MIN;
     loop {
         state.reset(setup.settings.peer, setup.settings.tun_mtu);
+        if let Some(c) = setup.settings.cathedral_client.as_mut() {
+            // What earlier sets learnt: the cathedral list, the secret of
+            // the last ambry.
+            c.failover = setup::load_remembrance(&setup.config);
+            if setup.kek.is_some()
+                && let Ok(Some(s)) = setup.config.load_secret()
+            {
+                setup.secret = Some(s);
+            }
+        }
         let lent = Lent {
             tun: tun.as_ref().map(|t| t as &dyn AsFd),
             udp: &sock,
+            nat: nat_sock.as_ref().map(|s| s as &dyn AsFd),
             control: &control_sock,
             state: &state_page,
         };
@@ -153,17 +182,38 @@ fn supervise(
     all_started: &mut bool,
 ) -> Result<Stop> {
     let deadline = Instant::now() + START_TIMEOUT;
+    let mut reports = crate::report::Reader::default();
+    let mut next_reload_check = Instant::now() + RELOAD_CHECK;
     loop {
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, PollTimeout::from(1000u16));
+        {
+            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(r) = set.report.as_ref() {
+                fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, PollTimeout::from(1000u16));
+        }
         while let Ok(Some(info)) = sfd.read_signal() {
             let sig = Signal::try_from(info.ssi_signo as i32).ok();
+            if sig == Some(Signal::SIGHUP) && set.feed.is_some() {
+                set.reload("SIGHUP");
+                continue;
+            }
             if let Some(
                 sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT),
             ) = sig
             {
                 return Ok(Stop::Signal(sig));
             }
+        }
+        if Instant::now() >= next_reload_check {
+            next_reload_check = Instant::now() + RELOAD_CHECK;
+            if set.feed_changed() {
+                set.reload("a file changed");
+            }
+        }
+        if let Some(r) = set.report.as_ref() {
+            crate::report::drain(r.as_fd(), &mut reports);
+            handle_reports(&mut reports, &setup.report_files);
         }
         // Any child that exited, for whatever reason, ends the set.
         loop {
@@ -209,6 +259,35 @@ fn supervise(
                     }
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "MTU change"),
                 }
+            }
+        }
+    }
+}
+
+/// Writes the files chapel's reports are about.
+fn handle_reports(reports: &mut crate::report::Reader, files: &crate::report::ReportFiles) {
+    use crate::report::Report;
+    loop {
+        match reports.next_report() {
+            Ok(None) => return,
+            Ok(Some(report)) => {
+                let what = match &report {
+                    Report::Ambry { generation, .. } => {
+                        format!("ambry generation {generation:08x}")
+                    }
+                    Report::Remembrance(_) => "remembrance".to_owned(),
+                };
+                match files.apply(&report) {
+                    Ok(Some(path)) => {
+                        tracing::info!(file = %path.display(), "{what} written");
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "{what}: could not write the file"),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "chapel's report pipe");
+                return;
             }
         }
     }

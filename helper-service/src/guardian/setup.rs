@@ -26,8 +26,15 @@ pub struct SetupError(pub String);
 pub struct Setup {
     /// The parsed configuration.
     pub config: Config,
-    /// The shared secret (only the keying role will get it).
-    pub secret: Key32,
+    /// The shared secret (only the keying role will get it). `None` only
+    /// for a cathedral client with a `kek` whose secret file does not
+    /// exist yet: its first ambry brings it (behaviour.md §7.2).
+    pub secret: Option<Key32>,
+    /// The base KEK of a cathedral client (`kek`, chapel only).
+    pub kek: Option<Key32>,
+    /// Where the guardian writes what chapel reports (new secrets from
+    /// ambries, remembrance lists).
+    pub report_files: crate::report::ReportFiles,
     /// The cathedral secret and COSK of a cathedral client (chapel only).
     pub cathedral_keys: Option<(Key32, Secret<COSK_LEN>)>,
     /// The mode.
@@ -90,8 +97,25 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             at(config::Keyword::Tap)
         )));
     }
+    let kek = config
+        .load_kek()
+        .map_err(|e| SetupError(format!("{}: kek: {e}", at(config::Keyword::Kek))))?;
     let secret = match config.load_secret() {
-        Ok(Some(s)) => s,
+        Ok(Some(s)) => Some(s),
+        // As the reference: with a `kek` the secret file need not exist;
+        // chapel keys only after the first ambry wrote it.
+        Err(_)
+            if kek.is_some()
+                && config
+                    .secret()
+                    .is_some_and(|p| std::fs::symlink_metadata(p).is_err()) =>
+        {
+            tracing::info!(
+                secret = %config.secret().map(|p| p.display().to_string()).unwrap_or_default(),
+                "no secret file yet: waiting for the first ambry from the cathedral"
+            );
+            None
+        }
         Ok(None) => {
             return Err(SetupError(format!(
                 "{}: no `secret` line: a tunnel without a cathedral needs the shared secret file",
@@ -206,9 +230,15 @@ pub fn load(path: &Path) -> Result<Setup, SetupError> {
             .collect(),
     });
     let control = (config.control().path.clone(), control_user);
+    let report_files = crate::report::ReportFiles {
+        secret: config.secret().map(Path::to_owned),
+        remembrance: config.cathedral_remembrance().map(Path::to_owned),
+    };
     Ok(Setup {
         config,
         secret,
+        kek,
+        report_files,
         cathedral_keys,
         mode,
         settings,
@@ -231,6 +261,8 @@ fn cathedral_paths(config: &Config, path: &Path) -> Result<Option<CathedralPaths
         secretdir: secretdir.to_owned(),
         settings: config.settings().map(Path::to_owned),
         public: config.cathedral_ip().unwrap_or(config.local()),
+        p2p_sync: config.cathedral_p2p_sync(),
+        nat_port: config.cathedral_nat_port(),
     }))
 }
 
@@ -279,6 +311,9 @@ fn cathedral_client(config: &Config, path: &Path) -> Result<Option<ClientSetting
         flock_src,
         flock_dst: config.cathedral_flock_dst().unwrap_or(flock_src),
         nat_port: config.cathedral_nat_port(),
+        kek: config.kek().is_some(),
+        remembrance: config.cathedral_remembrance().is_some(),
+        failover: Vec::new(),
     }))
 }
 
@@ -301,5 +336,21 @@ fn test_env(name: &str) -> Option<String> {
         std::env::var(name).ok()
     } else {
         None
+    }
+}
+
+/// The cathedral list in the `cathedral_remembrance` file, read before
+/// every start of the roles (files.md §6: a missing or short file is an
+/// empty list).
+pub fn load_remembrance(config: &Config) -> Vec<std::net::SocketAddrV4> {
+    match config.cathedral_remembrance() {
+        Some(p) if p.exists() => match config::load_remembrance_file(p) {
+            Ok(r) => r.cathedrals().to_vec(),
+            Err(e) => {
+                tracing::warn!(error = %e, "remembrance file ignored");
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
     }
 }

@@ -1,30 +1,33 @@
 //! cathedral: the cathedral server (behaviour.md §8). purgatory-rx hands
-//! it every datagram with its source; it checks offers, keeps the
+//! it every datagram with its source, from the main socket and the NAT
+//! port alike; it checks offers, keeps the
 //! registry, answers INFO and relays exchange offers and data packets
 //! between registered tunnels, queueing each datagram with its
 //! destination for purgatory-tx. It holds no socket and runs in an empty
 //! network namespace.
 //!
-//! The secret directory and the settings file are read once, before the
-//! sandbox (as the guardian's user, so root-only key files work); the
-//! sandboxed role has no filesystem access. Reloading them needs a
-//! restart of the daemon for now.
+//! It has no filesystem access: the guardian reads the settings file,
+//! the secret directory and the ambry bundles (as root, so root-only key
+//! files work) and feeds them over a pipe, at start and on every reload
+//! (SIGHUP, or a changed mtime checked every 10 s; crate::feed).
+//! A reload replaces flocks, allows, keys, federation peers and changed
+//! bundles and keeps the registrations that are still allowed
+//! (behaviour.md §8.11).
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chantry_core::ambry::Bundle;
+use chantry_core::cathedral::MemoryDirectory;
 use chantry_core::cathedral::server::{Cathedral, Counters};
 use chantry_core::cathedral::settings::{Settings, parse_settings};
-use chantry_core::cathedral::{COSK_PUBLIC_LEN, MemoryDirectory};
-use chantry_core::config::{KEY_LEN, load_key_file};
 use chantry_core::entropy::OsEntropy;
-use chantry_core::secret::Key32;
 
 use super::Role0;
 use super::runtime::{self, BATCH};
+use crate::feed::{BundleFeed, FeedReader, Snapshot};
 use crate::shm::{self, Meta};
-use crate::wiring::{CathedralPaths, Ring};
+use crate::wiring::{Ring, Slot};
 
 /// How often the counters are logged when they changed (behaviour.md
 /// §8.11: a status log every 5 s).
@@ -39,19 +42,47 @@ pub fn run(mut r: Role0) -> Result<()> {
         .cathedral
         .clone()
         .context("cathedral mode without its secret directory")?;
-    let (settings, directory) = load(&paths)?;
+    let feed_fd = r.fds.take(Slot::Feed)?;
+    // Non-blocking before the sandbox (no fcntl(F_SETFL) after it).
+    nix::fcntl::fcntl(
+        std::os::fd::AsFd::as_fd(&feed_fd),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .context("feed pipe")?;
+    let mut feed_pipe = std::fs::File::from(feed_fd);
     let (wake, _state) = r.enter()?;
-    tracing::info!(
-        public = %paths.public,
-        flocks = settings.flocks.len(),
-        "cathedral ready"
+    let mut server = Cathedral::new(
+        paths.public,
+        Settings::default(),
+        Box::new(MemoryDirectory::new()),
     );
-    let mut server = Cathedral::new(paths.public, settings, Box::new(directory));
+    let mut feed = FeedReader::default();
+    let mut feed_open = true;
+    let mut fed = false;
     let mut rng = OsEntropy;
     let mut buf = vec![0u8; shm::SLOT_DATA];
     let mut logged = Counters::default();
     let mut next_status = runtime::now().mono + STATUS_EVERY;
     loop {
+        if feed_open {
+            feed_open = feed.drain(&mut feed_pipe);
+            loop {
+                match feed.next_snapshot() {
+                    Ok(Some(snap)) => {
+                        apply(&mut server, snap, paths.p2p_sync);
+                        if !fed {
+                            fed = true;
+                            tracing::info!(public = %paths.public, "cathedral ready");
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cathedral feed");
+                        break;
+                    }
+                }
+            }
+        }
         let now = runtime::now();
         let mut moved = 0;
         while moved < BATCH {
@@ -90,8 +121,55 @@ pub fn run(mut r: Role0) -> Result<()> {
         }
         let now = runtime::now().mono;
         let timeout = runtime::until(server.next_deadline().min(next_status), now);
-        shm::sleep(&mut [&mut inbox], &wake, &[], Some(timeout))?;
+        let extra = [std::os::fd::AsFd::as_fd(&feed_pipe)];
+        let extra: &[std::os::fd::BorrowedFd<'_>] = if feed_open { &extra } else { &[] };
+        shm::sleep(&mut [&mut inbox], &wake, extra, Some(timeout))?;
     }
+}
+
+/// Installs a snapshot: settings and keys (registrations that are still
+/// allowed stay), the sync secret, and the bundles that changed. A bundle
+/// that is not exactly what a cathedral loads (files.md §5.2) is refused
+/// and the pair has none.
+fn apply(server: &mut Cathedral, snap: Snapshot, p2p_sync: bool) {
+    let (settings, _) = parse_settings(&snap.settings_text);
+    let mut dir = MemoryDirectory::new();
+    for &flock in settings.flocks.keys() {
+        dir.add_flock(flock);
+    }
+    for i in snap.identities {
+        dir.add_client(i.flock, i.id, i.cs, i.public);
+    }
+    let (flocks, federate) = (settings.flocks.len(), settings.federate.len());
+    server.set_settings(settings, Box::new(dir));
+    if let Some(sync) = snap.sync {
+        server.set_federation(sync, p2p_sync);
+    }
+    for (a, b, feed) in snap.bundles {
+        let BundleFeed::Bytes(bytes) = feed else {
+            continue;
+        };
+        match Bundle::parse_for_pair(&bytes, a, b) {
+            Ok(bundle) => {
+                tracing::info!(
+                    flocks = format_args!("{a:x}/{b:x}"),
+                    generation = format_args!("{:08x}", bundle.head.generation),
+                    "ambry bundle installed"
+                );
+                server.set_bundle(a, b, Some(bundle));
+            }
+            Err(e) => {
+                tracing::warn!(flocks = format_args!("{a:x}/{b:x}"), error = %e, "ambry bundle refused");
+                server.set_bundle(a, b, None);
+            }
+        }
+    }
+    tracing::info!(
+        flocks,
+        federate,
+        tunnels = server.tunnels(),
+        "cathedral settings installed"
+    );
 }
 
 /// The status line the e2e tests and operators read.
@@ -100,55 +178,19 @@ fn log_status(server: &Cathedral, c: &Counters) {
         tunnels = server.tunnels(),
         info = c.info,
         info_replies = c.info_replies,
+        info_p2p = c.info_p2p,
         nat_probes = c.nat_probes,
+        nat_changed = c.nat_changed,
         offers_relayed = c.offers_relayed,
         data_relayed = c.data_relayed,
         data_bytes = c.data_bytes,
         dropped = c.dropped,
         offers_rejected = c.offers_rejected,
+        ambries = c.ambries_sent,
+        remembrances = c.remembrances_sent,
+        federated_out = c.federated_out,
+        federated_in = c.federated_in,
+        bandwidth_drops = c.bandwidth_drops,
         "cathedral status"
     );
-}
-
-/// Reads the settings file and, for every `allow`ed identity, its
-/// cathedral secret and COSK public key from the secret directory
-/// (files.md §3, §4). Bad settings lines and missing key files are logged
-/// and skipped, as in the reference.
-pub fn load(paths: &CathedralPaths) -> Result<(Settings, MemoryDirectory)> {
-    let settings = match &paths.settings {
-        None => Settings::default(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("settings file {}", p.display()))?;
-            let (s, problems) = parse_settings(&text);
-            for pr in problems {
-                tracing::warn!(file = %p.display(), line = pr.line, problem = pr.message, "settings line skipped");
-            }
-            s
-        }
-    };
-    let mut dir = MemoryDirectory::new();
-    for (&flock, f) in &settings.flocks {
-        dir.add_flock(flock);
-        let fdir = paths.secretdir.join(format!("flock-{flock:x}"));
-        for a in &f.allows {
-            match load_identity(&fdir, a.identity) {
-                Ok((cs, public)) => dir.add_client(flock, a.identity, cs, public),
-                Err(e) => tracing::warn!(
-                    flock = format_args!("{flock:x}"),
-                    identity = format_args!("{:08x}", a.identity),
-                    error = %format!("{e:#}"),
-                    "identity without usable keys: its offers will be dropped"
-                ),
-            }
-        }
-    }
-    Ok((settings, dir))
-}
-
-/// `<ID>.key` (32-byte CS) and `<ID>.pub` (32-byte COSK public key).
-fn load_identity(fdir: &Path, identity: u32) -> Result<(Key32, [u8; COSK_PUBLIC_LEN])> {
-    let cs = load_key_file::<KEY_LEN>(&fdir.join(format!("{identity:08x}.key")))?;
-    let public = load_key_file::<COSK_PUBLIC_LEN>(&fdir.join(format!("{identity:08x}.pub")))?;
-    Ok((cs, *public.expose()))
 }

@@ -2,18 +2,22 @@
 //! that holds the shared secret. It sees offers (from purgatory-rx), the RX
 //! statistics confess publishes, and sends offers (to purgatory-tx) and
 //! session keys (to bless and confess); it never sees a packet's contents.
+//! With `cathedral` it also runs the cathedral client, which decides
+//! whether traffic goes through the relay or straight to the peer
+//! (chapel_cathedral.rs).
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use chantry_core::cathedral::{CathedralClient, CathedralEvent, ClientConfig};
+use anyhow::Result;
 use chantry_core::entropy::OsEntropy;
 use chantry_core::exchange::{ExchangeConfig, KeyExchange, RxStatus};
 use chantry_core::kdf;
+use chantry_core::secret::Key32;
 use chantry_core::time::Instant;
 use chantry_core::wire::offer::{self, Magic, PacketKind};
 
 use super::Role0;
+use super::chapel_cathedral::CathedralSide;
 use super::keying::{self, KeyOut};
 use super::runtime::{self, BATCH};
 use crate::shm::{self, KeyMsg, Meta};
@@ -33,27 +37,22 @@ pub fn run(mut r: Role0) -> Result<()> {
     };
     let mut shroud_rx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryRx)?);
     let mut shroud_tx = Some(runtime::producer(&mut r.fds, Ring::KeyPurgatoryTx)?);
+    let report = match r.settings.cathedral_client {
+        Some(_) => Some(std::fs::File::from(r.fds.take(Slot::Report)?)),
+        None => None,
+    };
     let (wake, state) = r.enter()?;
     let s = &r.settings;
     let mut rng = OsEntropy;
     let (secret, mut cathedral) = match &s.cathedral_client {
         None => (keying::read_secret(secret_fd)?, None),
         Some(c) => {
-            let (secret, cs, cosk) = keying::read_client_keys(secret_fd)?;
-            let mut cfg = ClientConfig::new(
-                c.cathedral_id,
-                cs,
-                cosk,
-                c.flock_src,
-                s.tunnel_id,
-                c.cathedral,
-            );
-            cfg.flock_dst = c.flock_dst;
-            cfg.nat_port = c.nat_port;
-            cfg.peer_configured = s.peer_configured;
-            let client =
-                CathedralClient::new(cfg, runtime::now(), &mut rng).context("cathedral client")?;
-            (secret, Some(client))
+            let mut keys = keying::read_client_keys(secret_fd)?;
+            // Without a secret file yet (a `kek` is then configured) the
+            // exchange waits for the first ambry anyway.
+            let secret = keys.secret.take().unwrap_or_else(|| Key32::new([0; 32]));
+            let side = CathedralSide::new(s, c, keys, report, &state, runtime::now(), &mut rng)?;
+            (secret, Some(side))
         }
     };
     if s.shroud {
@@ -69,6 +68,9 @@ pub fn run(mut r: Role0) -> Result<()> {
     };
     let mut ex = KeyExchange::new(cfg, secret, &mut rng);
     ex.set_peer_known(state.peer().is_some());
+    // With a KEK no exchange starts before the first ambry of this
+    // lifetime, as in the reference (behaviour.md §7.2).
+    ex.require_ambry(cathedral.as_ref().is_some_and(CathedralSide::has_kek));
     tracing::info!(
         instance = format_args!("{:016x}", ex.instance_id()),
         "chapel ready"
@@ -99,10 +101,7 @@ pub fn run(mut r: Role0) -> Result<()> {
             next_forced = Some(now.mono + every);
         }
         if let Some(c) = cathedral.as_mut() {
-            let (active, pending) = state.rx_spis();
-            c.set_rx_spis(active, pending);
-            c.set_instance(ex.instance_id());
-            c.handle_timeout(now, &mut rng);
+            c.tick(now, &state, &mut ex, &mut rng);
         }
         let mut moved = 0;
         while moved < BATCH {
@@ -113,18 +112,16 @@ pub fn run(mut r: Role0) -> Result<()> {
             if let (Some(c), Some(src)) = (cathedral.as_mut(), meta.addr)
                 && offer::classify(&buf[..len]) == Some(PacketKind::Offer(Magic::Katedral))
             {
-                if let Err(e) = c.handle_datagram(now, src, &buf[..len]) {
-                    tracing::debug!(error = %e, "cathedral packet dropped");
-                }
+                c.handle_datagram(now, src, &buf[..len]);
                 continue;
             }
             match ex.handle_offer(&buf[..len], now, &mut rng) {
                 Ok(accepted) => {
                     tracing::debug!(?accepted, "offer accepted");
+                    // Under the cathedral hold (behaviour.md §4.4).
                     if let Some(src) = meta.addr
-                        && state.peer() != Some(src)
+                        && state.learn_peer(src, now.mono.secs())
                     {
-                        state.set_peer(Some(src));
                         ex.set_peer_known(true);
                         tracing::info!(peer = %src, "peer address learned from an offer");
                     }
@@ -133,31 +130,34 @@ pub fn run(mut r: Role0) -> Result<()> {
             }
         }
         ex.poll(now, &mut rng);
+        let mut new_rx = None;
         while let Some(cmd) = ex.poll_key() {
+            if let chantry_core::exchange::KeyCommand::InstallRx(k) = &cmd {
+                new_rx = Some(k.spi);
+            }
             if matches!(cmd, chantry_core::exchange::KeyCommand::Erase)
                 && !r.settings.peer_configured
             {
-                // A dead peer's address is forgotten (behaviour.md §4.3).
-                state.set_peer(r.settings.peer);
+                // A dead peer's address is forgotten (behaviour.md §4.3);
+                // with a cathedral that is its relay, whatever the hold.
+                state.force_peer(r.settings.peer);
                 ex.set_peer_known(r.settings.peer.is_some());
             }
             keys.apply(cmd);
         }
         let mut sent = false;
+        if let Some(c) = cathedral.as_mut() {
+            if let Some(spi) = new_rx {
+                // A relaying cathedral forwards data only for SPIs the
+                // receiver reported: tell it before the peer can use the
+                // new key (this INFO leaves before our offers below).
+                c.rx_installed(spi, now, &state, &mut rng);
+            }
+            sent |= c.flush(now, &state, &mut ex, &mut offers_out, &mut rng);
+        }
+        // After the cathedral's events: an ambry switch starts an exchange.
         while let Some(offer) = ex.poll_transmit() {
             sent |= offers_out.push(Meta::default(), &offer).is_ok();
-        }
-        if let Some(c) = cathedral.as_mut() {
-            while let Some(tx) = c.poll_transmit() {
-                let meta = Meta {
-                    addr: Some(tx.destination),
-                    kind: 0,
-                };
-                sent |= offers_out.push(meta, &tx.datagram).is_ok();
-            }
-            while let Some(e) = c.poll_event() {
-                cathedral_event(e, &state, &mut ex, r.settings.peer_configured);
-            }
         }
         if sent {
             offers_out.wake();
@@ -171,40 +171,13 @@ pub fn run(mut r: Role0) -> Result<()> {
         let now = runtime::now().mono;
         let deadline = match (
             ex.next_deadline(),
-            cathedral.as_ref().and_then(CathedralClient::next_deadline),
+            cathedral.as_ref().and_then(|c| c.next_deadline(now)),
         ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let timeout = deadline.map_or(TICK, |d| runtime::until(d, now).min(TICK));
         shm::sleep(&mut [&mut offers_in], &wake, &[], Some(timeout))?;
-    }
-}
-
-/// What chapel does with the cathedral's word (behaviour.md §7.2): an
-/// INFO names where the peer is (the cathedral itself while relaying);
-/// ambries, remembrance and failover are not handled yet.
-fn cathedral_event(
-    e: CathedralEvent,
-    state: &super::shared::Shared,
-    ex: &mut KeyExchange,
-    peer_configured: bool,
-) {
-    match e {
-        CathedralEvent::PeerInfo(info) => {
-            if let Some(peer) = info.peer
-                && !peer_configured
-                && state.peer() != Some(peer)
-            {
-                state.set_peer(Some(peer));
-                ex.set_peer_known(true);
-                tracing::info!(%peer, relayed = info.relayed, "peer address from the cathedral");
-            }
-        }
-        CathedralEvent::Unresponsive { cathedral } => {
-            tracing::warn!(%cathedral, "cathedral unresponsive for 45 s");
-        }
-        other => tracing::info!(event = ?other, "cathedral event not handled yet"),
     }
 }
 

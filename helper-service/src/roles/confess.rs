@@ -43,6 +43,8 @@ pub fn run(mut r: Role0) -> Result<()> {
         let now = runtime::now();
         let mut moved = 0;
         let mut opened = 0;
+        let mut learned = None;
+        let mut from_peer = false;
         while moved < BATCH {
             let Some((meta, len)) = input.pop(&mut buf) else {
                 break;
@@ -55,13 +57,17 @@ pub fn run(mut r: Role0) -> Result<()> {
             if rx.promoted {
                 publish_spis(&state, &slots);
             }
-            // Roaming: authenticated traffic teaches the peer address
-            // (behaviour.md §4.4).
+            // Roaming: authenticated traffic teaches the peer address,
+            // under the cathedral hold (behaviour.md §4.4). Once per
+            // source and batch.
             if let Some(src) = meta.addr
-                && state.peer() != Some(src)
+                && learned != Some(src)
             {
-                state.set_peer(Some(src));
-                tracing::info!(peer = %src, "peer address learned from traffic");
+                learned = Some(src);
+                if state.learn_peer(src, now.mono.secs()) {
+                    tracing::info!(peer = %src, "peer address learned from traffic");
+                }
+                from_peer |= state.peer() == Some(src);
             }
             let kind = match rx.next {
                 chantry_core::wire::data::Next::Traffic => KIND_TRAFFIC,
@@ -75,6 +81,9 @@ pub fn run(mut r: Role0) -> Result<()> {
         if opened > 0 {
             out.wake();
             state.set_last_decrypt(now.mono.secs());
+            if from_peer {
+                state.set_heard_from_peer(now.mono.secs());
+            }
             if let Some(sa) = slots.active() {
                 state.set_rx_stats(
                     sa.spi(),

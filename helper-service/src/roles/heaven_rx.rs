@@ -140,7 +140,7 @@ fn graces(
     if !keyed {
         *next_heartbeat = None;
     } else {
-        let holepunch = state.holepunch();
+        let holepunch = state.fast_heartbeats_since();
         let fast = now < holepunch.saturating_add(FAST_HEARTBEAT_WINDOW.as_secs());
         let interval = if fast {
             FAST_HEARTBEAT_INTERVAL

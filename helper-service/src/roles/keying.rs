@@ -19,18 +19,39 @@ pub fn read_secret(fd: OwnedFd) -> Result<Key32> {
     read_pipe::<32>(fd)
 }
 
-/// The keys of a cathedral client's chapel: shared secret, cathedral
-/// secret, COSK (32 + 32 + 64 bytes, in that order).
-pub fn read_client_keys(fd: OwnedFd) -> Result<(Key32, Key32, Secret<COSK_LEN>)> {
-    let all = read_pipe::<{ 32 + 32 + COSK_LEN }>(fd)?;
+/// The keys of a cathedral client's chapel.
+pub struct ClientKeys {
+    /// The shared secret; `None` until the first ambry when a `kek` is
+    /// configured and the secret file did not exist yet.
+    pub secret: Option<Key32>,
+    /// The cathedral secret.
+    pub cs: Key32,
+    /// The COSK.
+    pub cosk: Secret<COSK_LEN>,
+    /// The base KEK, if configured.
+    pub kek: Option<Key32>,
+}
+
+/// Reads a cathedral client's keys: secret (32), its presence byte,
+/// cathedral secret (32), COSK (64), KEK (32), its presence byte.
+pub fn read_client_keys(fd: OwnedFd) -> Result<ClientKeys> {
+    const LEN: usize = 32 + 1 + 32 + COSK_LEN + 32 + 1;
+    let all = read_pipe::<LEN>(fd)?;
     let b = all.expose();
-    let mut secret = Zeroizing::new([0u8; 32]);
-    let mut cs = Zeroizing::new([0u8; 32]);
+    let key = |at: usize| {
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&b[at..at + 32]);
+        Key32::new(*k)
+    };
     let mut cosk = Zeroizing::new([0u8; COSK_LEN]);
-    secret.copy_from_slice(&b[..32]);
-    cs.copy_from_slice(&b[32..64]);
-    cosk.copy_from_slice(&b[64..]);
-    Ok((Key32::new(*secret), Key32::new(*cs), Secret::new(*cosk)))
+    cosk.copy_from_slice(&b[65..65 + COSK_LEN]);
+    let kek_at = 65 + COSK_LEN;
+    Ok(ClientKeys {
+        secret: (b[32] == 1).then(|| key(0)),
+        cs: key(33),
+        cosk: Secret::new(*cosk),
+        kek: (b[kek_at + 32] == 1).then(|| key(kek_at)),
+    })
 }
 
 /// Reads exactly `N` bytes from the pipe, then closes it.

@@ -5,6 +5,8 @@
 mod bless;
 mod cathedral;
 mod chapel;
+mod chapel_ambry;
+mod chapel_cathedral;
 mod confess;
 mod control;
 mod heaven_rx;

@@ -1,7 +1,8 @@
 //! purgatory-rx: receives datagrams on the tunnel's UDP socket, removes
 //! the shroud, and sorts them: exchange offers to the keying role, data
 //! packets for a live RX SPI to confess, everything else dropped
-//! (behaviour.md §1.5).
+//! (behaviour.md §1.5). In a cathedral it reads the main socket and the
+//! NAT-port socket and hands everything to the cathedral role (§8.1).
 
 use std::net::SocketAddrV4;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -17,7 +18,7 @@ use nix::sys::socket::{SockaddrIn, recvfrom};
 use super::runtime::{self, BATCH};
 use super::shared::Shared;
 use super::{KIND_TRAFFIC, Role0};
-use crate::shm::{self, KeyMsg, Meta};
+use crate::shm::{self, KeyMsg, Meta, Producer};
 use crate::wiring::{Mode, Ring, Slot};
 
 /// Largest datagram accepted (a 1500-byte path MTU minus IP and UDP
@@ -36,9 +37,13 @@ pub fn run(mut r: Role0) -> Result<()> {
     let (wake, state) = r.enter()?;
     let mode = r.settings.mode;
     let shrouded = r.settings.shroud;
-    // The cathedral a client registers at: its KATEDRAL packets go to
-    // chapel (behaviour.md §1.5).
-    let cathedral = r.settings.cathedral_client.as_ref().map(|c| c.cathedral);
+    // A cathedral client's KATEDRAL packets go to chapel (behaviour.md
+    // §1.5) from whichever cathedral it uses now: after a failover (§7.3)
+    // that is one from its remembrance list, learnt at run time, so the
+    // source is not filtered here; chapel's client drops at once, before
+    // any crypto, whatever does not come from its current cathedral (as it
+    // does SACRAMNT offers from strangers, which reach chapel too).
+    let cathedral_client = r.settings.cathedral_client.is_some();
     let mut shroud_key: Option<Key32> = None;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -83,7 +88,7 @@ pub fn run(mut r: Role0) -> Result<()> {
                     to_chapel |= chapel.push(meta, packet).is_ok();
                 }
                 Some(PacketKind::Offer(Magic::Katedral))
-                    if cathedral == Some(from) && packet.len() >= offer::OFFER_LEN =>
+                    if cathedral_client && packet.len() >= offer::OFFER_LEN =>
                 {
                     to_chapel |= chapel.push(meta, packet).is_ok();
                 }
@@ -110,44 +115,69 @@ pub fn run(mut r: Role0) -> Result<()> {
 /// Smallest datagram passed to a cathedral (behaviour.md §8.1).
 const CATHEDRAL_MIN: usize = chantry_core::cathedral::server::MIN_DATAGRAM;
 
-/// Cathedral mode: every datagram of at least 50 bytes goes to the
-/// cathedral role unmodified, with its source address.
+/// Cathedral mode: every datagram of at least 50 bytes from the main
+/// socket and, with `cathedral_nat_port`, the NAT socket goes to the
+/// cathedral role unmodified, with its source address. Which socket it
+/// came in on is not passed on: the cathedral goes by the magic
+/// (behaviour.md §8.1).
 fn run_cathedral(mut r: Role0, udp: OwnedFd) -> Result<()> {
+    let nat = r
+        .settings
+        .cathedral
+        .as_ref()
+        .and_then(|c| c.nat_port)
+        .map(|_| runtime::take(&mut r.fds, Slot::NatUdp))
+        .transpose()?;
     let mut cathedral = runtime::producer(&mut r.fds, Ring::Chapel)?;
     let (wake, _state) = r.enter()?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let sockets: Vec<&OwnedFd> = std::iter::once(&udp).chain(nat.as_ref()).collect();
     loop {
-        let mut moved = 0;
+        let mut full = false;
         let mut pushed = false;
-        while moved < BATCH {
-            let (len, from) = match recvfrom::<SockaddrIn>(udp.as_raw_fd(), &mut buf) {
-                Ok((len, Some(from))) => (len, SocketAddrV4::from(from)),
-                Ok((_, None)) => continue,
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "recvfrom");
-                    break;
-                }
-            };
-            moved += 1;
-            if len < CATHEDRAL_MIN {
-                continue;
-            }
-            let meta = Meta {
-                addr: Some(from),
-                kind: KIND_TRAFFIC,
-            };
-            pushed |= cathedral.push(meta, &buf[..len]).is_ok();
+        for sock in &sockets {
+            let (moved, any) = drain_to_cathedral(sock, &mut buf, &mut cathedral);
+            full |= moved == BATCH;
+            pushed |= any;
         }
         if pushed {
             cathedral.wake();
         }
-        if moved == BATCH {
+        if full {
             continue;
         }
-        shm::sleep(&mut [], &wake, &[udp.as_fd()], None)?;
+        let fds: Vec<_> = sockets.iter().map(|s| s.as_fd()).collect();
+        shm::sleep(&mut [], &wake, &fds, None)?;
     }
+}
+
+/// Up to a batch from one socket into the cathedral's ring: (datagrams
+/// read, whether any was queued).
+fn drain_to_cathedral(sock: &OwnedFd, buf: &mut [u8], ring: &mut Producer) -> (usize, bool) {
+    let mut moved = 0;
+    let mut pushed = false;
+    while moved < BATCH {
+        let (len, from) = match recvfrom::<SockaddrIn>(sock.as_raw_fd(), buf) {
+            Ok((len, Some(from))) => (len, SocketAddrV4::from(from)),
+            Ok((_, None)) => continue,
+            Err(Errno::EAGAIN) => break,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "recvfrom");
+                break;
+            }
+        };
+        moved += 1;
+        if len < CATHEDRAL_MIN {
+            continue;
+        }
+        let meta = Meta {
+            addr: Some(from),
+            kind: KIND_TRAFFIC,
+        };
+        pushed |= ring.push(meta, &buf[..len]).is_ok();
+    }
+    (moved, pushed)
 }
 
 /// The pre-filter: only packets for the active or pending RX SPI go on to

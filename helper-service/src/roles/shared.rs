@@ -5,6 +5,9 @@
 use std::net::SocketAddrV4;
 use std::os::fd::AsRawFd;
 
+use chantry_core::cathedral::path::{HoldDecision, peer_update};
+use chantry_core::time::Instant;
+
 use crate::control::{SaStats, Status};
 use crate::role::Role;
 use crate::shm::{SharedState, StatsSnapshot};
@@ -32,6 +35,10 @@ impl Shared {
         self.0.set_rx_pending_spi(0);
         self.0.set_last_decrypt(0);
         self.0.set_holepunch(0);
+        self.0.set_cathedral(None);
+        self.0.set_peer_hold(0);
+        self.0.set_peer_rx(0);
+        self.0.set_punch(0);
         self.0.set_mtu(u32::from(mtu));
         let _ = self.0.take_mtu_ack();
         let _ = self.0.take_mtu_probe_ack();
@@ -46,6 +53,72 @@ impl Shared {
     /// Sets the current peer.
     pub fn set_peer(&self, peer: Option<SocketAddrV4>) {
         self.0.set_peer(peer);
+    }
+
+    /// Learns `addr` as the peer at monotonic second `now`, following
+    /// behaviour.md §4.4: with a cathedral, an update to another address
+    /// renews a 10 s hold during which an update back to the cathedral is
+    /// refused. Returns whether the peer changed.
+    pub fn learn_peer(&self, addr: SocketAddrV4, now: u64) -> bool {
+        let cathedral = self.0.cathedral();
+        let hold = self.0.peer_hold();
+        let decision = peer_update(
+            *addr.ip(),
+            cathedral.map(|c| *c.ip()),
+            (hold != 0).then(|| Instant::from_secs(hold)),
+            Instant::from_secs(now),
+        );
+        let HoldDecision::Allowed { hold_until } = decision else {
+            return false;
+        };
+        if cathedral.is_some() {
+            self.0.set_peer_hold(hold_until.map_or(0, Instant::secs));
+        }
+        if self.0.peer() == Some(addr) {
+            return false;
+        }
+        self.0.set_peer(Some(addr));
+        true
+    }
+
+    /// Sets the peer whatever the hold says and clears the hold (a dead
+    /// peer's reset, a dead direct path's fallback to the relay).
+    pub fn force_peer(&self, peer: Option<SocketAddrV4>) {
+        self.0.set_peer_hold(0);
+        self.0.set_peer(peer);
+    }
+
+    /// The current cathedral, if the tunnel uses one.
+    pub fn cathedral(&self) -> Option<SocketAddrV4> {
+        self.0.cathedral()
+    }
+
+    /// Sets the current cathedral (chapel).
+    pub fn set_cathedral(&self, cathedral: Option<SocketAddrV4>) {
+        self.0.set_cathedral(cathedral);
+    }
+
+    /// Monotonic second of the last decryption of a packet from the
+    /// current peer, if any.
+    pub fn heard_from_peer(&self) -> Option<u64> {
+        Some(self.0.peer_rx()).filter(|s| *s != 0)
+    }
+
+    /// Records a decryption from the current peer (confess).
+    pub fn set_heard_from_peer(&self, secs: u64) {
+        self.0.set_peer_rx(secs);
+    }
+
+    /// Records that chapel moved the peer to a direct address the
+    /// cathedral named: heartbeats speed up to open both NATs (§4.1).
+    pub fn set_punch(&self, secs: u64) {
+        self.0.set_punch(secs);
+    }
+
+    /// The start of the latest fast-heartbeat window: a TX key install or
+    /// a cathedral holepunch, whichever came last (0 = neither).
+    pub fn fast_heartbeats_since(&self) -> u64 {
+        self.0.holepunch().max(self.0.punch())
     }
 
     /// Replaces the TX statistics (bless).
@@ -184,5 +257,45 @@ impl Shared {
             peer: s.peer,
             mtu: u16::try_from(s.mtu).unwrap_or(u16::MAX),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn learning_the_peer_follows_the_cathedral_hold() {
+        let s = Shared::new(SharedState::create().expect("state"));
+        let cat = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4500);
+        let direct = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 2), 4500);
+        // Without a cathedral: every address is learned.
+        assert!(s.learn_peer(direct, 100));
+        assert!(s.learn_peer(cat, 101));
+        s.set_cathedral(Some(cat));
+        s.force_peer(Some(cat));
+        // A direct address holds for 10 s; the relay is refused meanwhile,
+        // and every renewal (the same address again) extends the hold.
+        assert!(s.learn_peer(direct, 200));
+        assert!(!s.learn_peer(cat, 209));
+        assert!(!s.learn_peer(direct, 205));
+        assert!(!s.learn_peer(cat, 214));
+        assert_eq!(s.peer(), Some(direct));
+        assert!(s.learn_peer(cat, 215));
+        assert_eq!(s.peer(), Some(cat));
+        // A forced fallback ignores the hold.
+        assert!(s.learn_peer(direct, 300));
+        s.force_peer(Some(cat));
+        assert_eq!(s.peer(), Some(cat));
+        assert!(!s.learn_peer(cat, 301));
+        // Fast heartbeats follow the later of a key install and a punch.
+        s.0.set_holepunch(50);
+        s.set_punch(60);
+        assert_eq!(s.fast_heartbeats_since(), 60);
+        assert_eq!(s.heard_from_peer(), None);
+        s.set_heard_from_peer(61);
+        assert_eq!(s.heard_from_peer(), Some(61));
     }
 }

@@ -1,8 +1,36 @@
 //! Who may do what: the caller's uid and groups (from the socket's peer
 //! credentials and the group database) against the service's two groups.
+//! On Windows the transport reads the same three facts from the caller's
+//! token ([`Membership`]); the rules are the same everywhere.
 
 use chantry_core::ipc::{Privilege, Request};
+#[cfg(unix)]
 use nix::unistd::{Gid, Group, Uid, User};
+
+/// What the system vouches for about a caller, on any platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Membership {
+    /// root on Unix; SYSTEM or an elevated Administrator on Windows.
+    pub superuser: bool,
+    /// A member of the admin group.
+    pub admin: bool,
+    /// A member of the users' group.
+    pub member: bool,
+}
+
+impl Membership {
+    /// The privilege these facts grant: the superuser and the admin group
+    /// are admins, the users' group members, anyone else nothing.
+    pub fn privilege(self) -> Privilege {
+        if self.superuser || self.admin {
+            Privilege::Admin
+        } else if self.member {
+            Privilege::Member
+        } else {
+            Privilege::None
+        }
+    }
+}
 
 /// The service's groups, resolved at start.
 #[derive(Debug, Clone)]
@@ -19,13 +47,17 @@ pub struct Groups {
 
 impl Groups {
     /// Looks both groups up by name; a missing group grants nothing.
+    /// (Windows has no gids: its transport looks the groups' SIDs up.)
     pub fn resolve(member: &str, admin: &str) -> Groups {
+        #[cfg(unix)]
         let gid = |name: &str| {
             Group::from_name(name)
                 .ok()
                 .flatten()
                 .map(|g| g.gid.as_raw())
         };
+        #[cfg(not(unix))]
+        let gid = |_: &str| None;
         Groups {
             member: member.to_owned(),
             member_gid: gid(member),
@@ -36,19 +68,19 @@ impl Groups {
 
     /// The privilege of a caller with `uid`, primary `gid` and the
     /// supplementary groups the group database gives its user.
+    #[cfg(unix)]
     pub fn privilege(&self, uid: u32, gid: u32) -> Privilege {
         if uid == 0 {
             return Privilege::Admin;
         }
-        let groups = groups_of(uid, gid);
+        let groups = groups_of(uid, gid, [self.admin_gid, self.member_gid]);
         let has = |g: Option<u32>| g.is_some_and(|g| groups.contains(&g));
-        if has(self.admin_gid) {
-            Privilege::Admin
-        } else if has(self.member_gid) {
-            Privilege::Member
-        } else {
-            Privilege::None
+        Membership {
+            superuser: false,
+            admin: has(self.admin_gid),
+            member: has(self.member_gid),
         }
+        .privilege()
     }
 
     /// The sentence that refuses a caller at connect.
@@ -82,13 +114,33 @@ impl Groups {
 }
 
 /// `gid` and the groups the database lists for `uid`'s user.
-fn groups_of(uid: u32, gid: u32) -> Vec<u32> {
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn groups_of(uid: u32, gid: u32, _wanted: [Option<u32>; 2]) -> Vec<u32> {
     let mut out = vec![gid];
     if let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid))
         && let Ok(name) = std::ffi::CString::new(user.name)
         && let Ok(list) = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
     {
         out.extend(list.into_iter().map(Gid::as_raw));
+    }
+    out
+}
+
+/// `gid` and those of the `wanted` groups whose member list names `uid`'s
+/// user (macOS has no getgrouplist in nix; a group's members come from
+/// the directory service through getgrgid).
+#[cfg(target_vendor = "apple")]
+fn groups_of(uid: u32, gid: u32, wanted: [Option<u32>; 2]) -> Vec<u32> {
+    let mut out = vec![gid];
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+        return out;
+    };
+    for g in wanted.into_iter().flatten() {
+        if let Ok(Some(group)) = Group::from_gid(Gid::from_raw(g))
+            && group.mem.contains(&user.name)
+        {
+            out.push(g);
+        }
     }
     out
 }
@@ -104,6 +156,24 @@ mod tests {
             admin: "chantry-admin".into(),
             admin_gid: Some(4242_0002),
         }
+    }
+
+    #[test]
+    fn membership_maps_to_privilege_on_every_platform() {
+        let m = |superuser, admin, member| {
+            Membership {
+                superuser,
+                admin,
+                member,
+            }
+            .privilege()
+        };
+        assert_eq!(m(false, false, false), Privilege::None);
+        assert_eq!(m(false, false, true), Privilege::Member);
+        assert_eq!(m(false, true, false), Privilege::Admin);
+        assert_eq!(m(false, true, true), Privilege::Admin);
+        assert_eq!(m(true, false, false), Privilege::Admin);
+        assert_eq!(Membership::default().privilege(), Privilege::None);
     }
 
     #[test]

@@ -2,8 +2,6 @@
 
 use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::MetadataExt as _;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use chantry_core::ipc::{
@@ -14,7 +12,7 @@ use chantry_core::ipc::{
 /// Why a call to the service failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The socket could not be reached.
+    /// The socket (or pipe) could not be reached.
     #[error("cannot connect to chantryd at {path}: {why}")]
     Connect {
         /// The socket.
@@ -49,7 +47,7 @@ pub const PENDING_EVENTS: usize = 4096;
 /// One connection to chantryd, past the handshake.
 #[derive(Debug)]
 pub struct Client {
-    stream: UnixStream,
+    stream: super::transport::ClientStream,
     dec: FrameDecoder,
     next_id: u64,
     pending: VecDeque<Event>,
@@ -60,9 +58,9 @@ pub struct Client {
 impl Client {
     /// Connects and says hello.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
-        let stream = UnixStream::connect(path).map_err(|e| ClientError::Connect {
+        let stream = super::transport::connect(path).map_err(|why| ClientError::Connect {
             path: path.to_owned(),
-            why: connect_problem(path, &e),
+            why,
         })?;
         let mut c = Client {
             stream,
@@ -151,24 +149,4 @@ impl Client {
             }
         }
     }
-}
-
-/// A sentence for a failed connect; for a permission error it names the
-/// group the socket is open to.
-fn connect_problem(path: &Path, e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::PermissionDenied {
-        let group = std::fs::metadata(path).ok().and_then(|m| {
-            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(m.gid()))
-                .ok()
-                .flatten()
-                .map(|g| g.name)
-        });
-        return match group {
-            Some(g) => format!(
-                "permission denied: the socket is open to root and the `{g}` group only; ask an administrator to add you to `{g}`"
-            ),
-            None => "permission denied: you are not in the group the socket is open to".into(),
-        };
-    }
-    e.to_string()
 }

@@ -1,11 +1,10 @@
-//! The control endpoint: a Unix stream socket (0660, group `chantry`).
-//! Every connection's peer credentials are read when it is accepted; the
-//! caller's privilege decides whether it may stay, and every request is
-//! authorized on its own. A malformed, truncated or oversized frame ends
-//! that connection only.
+//! The control endpoint: a Unix stream socket (0660, group `chantry`), or
+//! on Windows a named pipe ([`super::transport`]). Every connection's
+//! caller is identified when it is accepted; the caller's privilege
+//! decides whether it may stay, and every request is authorized on its
+//! own. A malformed, truncated or oversized frame ends that connection
+//! only.
 
-use std::os::unix::fs::{PermissionsExt as _, chown};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +13,7 @@ use chantry_core::ipc::{
     Privilege, ProfileInfo, Request, RequestFrame, Response, ServerHello, ServerMessage,
     TunnelStatus, decode_message, encode_message,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{Semaphore, broadcast};
 
 use super::auth::Groups;
@@ -24,8 +22,11 @@ use super::profile::{self, ImportError};
 use super::reply::{fail, internal, not_found};
 use super::stats::Stats;
 use super::store::Store;
+use super::transport::{Caller, Listener};
 use super::tunnels::Tunnels;
-use super::{settings, vicar_import};
+use super::{killswitch, settings, vicar_import};
+
+pub use super::transport::bind;
 
 /// Connections served at once; more are answered with
 /// [`ErrorCode::Limit`] and closed.
@@ -51,39 +52,20 @@ pub struct Service {
     pub stats: Stats,
 }
 
-/// Binds the socket at `path` (its directory is created 0755 if missing,
-/// a stale socket replaced), mode 0660, group `gid` if given.
-pub fn bind(path: &Path, gid: Option<u32>) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = UnixListener::bind(path)?;
-    if gid.is_some() {
-        chown(path, None, gid)?;
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(listener)
-}
-
 /// Accepts connections until an error of the listening socket.
-pub async fn accept_loop(listener: UnixListener, service: Arc<Service>) -> anyhow::Result<()> {
+pub async fn accept_loop(mut listener: Listener, service: Arc<Service>) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _) = listener.accept().await?;
+        let accepted = listener.accept().await?;
         let service = service.clone();
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, &service).await {
+                    let served = match accepted.identify(&service.groups) {
+                        Ok(caller) => connection(accepted.into_stream(), caller, &service).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = served {
                         tracing::debug!("connection closed: {e}");
                     }
                     drop(permit);
@@ -91,7 +73,7 @@ pub async fn accept_loop(listener: UnixListener, service: Arc<Service>) -> anyho
             }
             Err(_) => {
                 tokio::spawn(async move {
-                    let mut stream = stream;
+                    let mut stream = accepted.into_stream();
                     let _ = send(
                         &mut stream,
                         &error(None, ErrorCode::Limit, "too many connections".into()),
@@ -145,11 +127,14 @@ async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-async fn connection(stream: UnixStream, service: &Service) -> anyhow::Result<()> {
-    let cred = stream.peer_cred()?;
-    let (uid, gid) = (cred.uid(), cred.gid());
-    let privilege = service.groups.privilege(uid, gid);
-    let (mut rd, mut wr) = stream.into_split();
+/// Serves one connection from `caller` on `stream`.
+pub async fn connection<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    caller: Caller,
+    service: &Service,
+) -> anyhow::Result<()> {
+    let Caller { uid, privilege, .. } = caller;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut dec = FrameDecoder::new(MAX_REQUEST_FRAME);
 
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd, &mut dec)).await {
@@ -181,7 +166,7 @@ async fn connection(stream: UnixStream, service: &Service) -> anyhow::Result<()>
         return Ok(());
     }
     if privilege == Privilege::None {
-        tracing::info!(uid, pid = ?cred.pid(), "refused a caller outside the groups");
+        tracing::info!(uid, pid = ?caller.pid, "refused a caller outside the groups");
         send(
             &mut wr,
             &error(
@@ -261,6 +246,15 @@ async fn next_event(
 
 type Failure = ErrorReply;
 
+/// Refuses to make a profile always-on where there is no kill switch
+/// ([`killswitch::unsupported`]): it would run open.
+fn always_on_possible(always_on: bool) -> Result<(), Failure> {
+    match killswitch::unsupported() {
+        Some(why) if always_on => Err(fail(ErrorCode::Invalid, why)),
+        _ => Ok(()),
+    }
+}
+
 async fn handle(service: &Service, request: Request, uid: u32) -> Result<Response, Failure> {
     let store = &service.store;
     let tunnels = &service.tunnels;
@@ -339,6 +333,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             Ok(Response::Done)
         }
         Request::Import(req) => {
+            always_on_possible(req.always_on)?;
             if store.get(&req.name).await.map_err(internal)?.is_some() {
                 return Err(fail(
                     ErrorCode::Exists,
@@ -368,6 +363,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             auto_connect,
             always_on,
         } => {
+            always_on_possible(always_on == Some(true))?;
             if !store
                 .edit(&name, auto_connect, always_on)
                 .await
@@ -375,6 +371,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
             {
                 return Err(not_found(&name));
             }
+            tunnels.refresh(&name);
             Ok(Response::Done)
         }
         Request::Remove { name } => {
@@ -384,10 +381,7 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map_err(internal)?
                 .ok_or_else(|| not_found(&name))?;
             let state = tunnels.status(&name).state;
-            if matches!(
-                state,
-                chantry_core::ipc::TunnelState::Connecting | chantry_core::ipc::TunnelState::Up
-            ) {
+            if tunnels.wanted(&name) {
                 return Err(fail(
                     ErrorCode::Busy,
                     format!("`{name}` is {state}: disconnect it first"),
@@ -410,7 +404,10 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map(Response::Export)
                 .map_err(internal)
         }
-        Request::ImportVicar(req) => vicar_import::import(store, req, uid).await,
+        Request::ImportVicar(req) => {
+            always_on_possible(req.always_on)?;
+            vicar_import::import(store, req, uid).await
+        }
         Request::Events { name, limit } => store
             .event_log(name.as_deref(), limit.min(logbook::MAX_LIMIT))
             .await
@@ -434,6 +431,6 @@ async fn handle(service: &Service, request: Request, uid: u32) -> Result<Respons
                 .map_err(internal)
         }
         Request::GetSettings => settings::get(store).await,
-        Request::SetSettings(new) => settings::set(store, &service.logs, new, uid).await,
+        Request::SetSettings(new) => settings::set(store, &service.logs, tunnels, new, uid).await,
     }
 }

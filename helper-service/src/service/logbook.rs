@@ -263,17 +263,31 @@ fn cut(message: &str) -> String {
 /// to `debug` and keeps what its own level allows. Does nothing if a
 /// subscriber is already installed.
 pub fn install(book: &Arc<LogBook>) {
+    install_with(
+        book,
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
+}
+
+/// [`install`] with the formatted lines written to `writer` instead of
+/// stderr (the Windows service, which has none, appends to a file),
+/// with ANSI colours if `ansi`.
+pub fn install_with<W>(book: &Arc<LogBook>, writer: W, ansi: bool)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    let formatted = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(false)
         .with_filter(filter);
     let _ = tracing_subscriber::registry()
-        .with(stderr)
+        .with(formatted)
         .with(book.layer().with_filter(layer_filter()))
         .try_init();
 }

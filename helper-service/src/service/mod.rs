@@ -8,24 +8,39 @@
 //! * [`profile`]: an import request checked into a profile, and back.
 //! * [`vicar_import`]: a profile from a vicar file.
 //! * [`conf_text`]: the sanctum.conf lines the service rewrites.
-//! * [`tunnels`]: one `chantryd run` child per connected profile.
+//! * [`tunnels`]: one supervised `chantryd run` child per wanted profile.
+//! * [`killswitch`]: the nftables table of always-on profiles (Linux; an
+//!   always-on profile is refused elsewhere).
+//! * [`netwatch`]: network changes and resume from sleep (Linux).
+//! * [`autoconnect`]: start-up and shutdown of the tunnels.
 //! * [`stats`]: each running tunnel's numbers, from its control socket.
 //! * [`logbook`]: the kept and streamed log lines.
 //! * [`settings`]: the service-wide settings.
-//! * [`endpoint`]: the Unix control socket and its connections.
+//! * [`endpoint`]: the control endpoint's connections and requests.
+//! * [`transport`]: the endpoint per system: a Unix socket (Linux, macOS)
+//!   or a named pipe with an explicit DACL (Windows), and who the caller is.
+//! * [`registration`]: installing the service (launchd, the Windows
+//!   service control manager).
+//! * [`system`]: signals, private files, whether tunnels run here.
 //! * [`reply`]: how a request fails.
 //! * [`client`]: the blocking client chantryctl uses.
 
 pub mod auth;
+pub mod autoconnect;
 pub mod client;
 pub mod conf_text;
 pub mod endpoint;
+pub mod killswitch;
 pub mod logbook;
+pub mod netwatch;
 pub mod profile;
+pub mod registration;
 pub mod reply;
 pub mod settings;
 pub mod stats;
 pub mod store;
+pub mod system;
+pub mod transport;
 pub mod tunnels;
 pub mod vicar_import;
 
@@ -39,14 +54,30 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-/// Default path of the control socket.
-pub const DEFAULT_SOCKET: &str = "/run/chantry/chantryd.sock";
+/// Default path of the control socket (on Windows: of the named pipe).
+pub const DEFAULT_SOCKET: &str = transport::DEFAULT_ENDPOINT;
 /// Default state directory.
+#[cfg(not(any(target_os = "macos", windows)))]
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/chantry";
+/// Default state directory.
+#[cfg(target_os = "macos")]
+pub const DEFAULT_STATE_DIR: &str = "/Library/Application Support/Chantry";
+/// Default state directory.
+#[cfg(windows)]
+pub const DEFAULT_STATE_DIR: &str = r"C:\ProgramData\Chantry";
 /// Default users' group.
+#[cfg(unix)]
 pub const DEFAULT_GROUP: &str = "chantry";
+/// Default users' group (a local group).
+#[cfg(not(unix))]
+pub const DEFAULT_GROUP: &str = "Chantry Users";
 /// Default admin group.
+#[cfg(unix)]
 pub const DEFAULT_ADMIN_GROUP: &str = "chantry-admin";
+/// Default admin group (a local group; elevated Administrators and
+/// SYSTEM are admins anyway).
+#[cfg(not(unix))]
+pub const DEFAULT_ADMIN_GROUP: &str = "Chantry Administrators";
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -69,16 +100,33 @@ pub struct Options {
 pub fn run(opts: Options) -> anyhow::Result<()> {
     let logs = logbook::LogBook::new(logbook::RING_LINES);
     logbook::install(&logs);
+    run_with(opts, logs, std::future::pending())
+}
+
+/// Runs the service until SIGTERM, SIGINT or `stop` completes (the
+/// Windows service control manager's stop), with `logs` as its log ring;
+/// the caller has installed the tracing subscriber that feeds it
+/// ([`logbook::install`], [`logbook::install_with`]).
+pub fn run_with(
+    opts: Options,
+    logs: Arc<logbook::LogBook>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    rt.block_on(serve(opts, logs))
+    rt.block_on(serve(opts, logs, stop))
 }
 
-async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()> {
+async fn serve(
+    opts: Options,
+    logs: Arc<logbook::LogBook>,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let groups = auth::Groups::resolve(&opts.group, &opts.admin_group);
-    if groups.member_gid.is_none() {
+    // (Windows has no gids: its transport warns when it looks the SID up.)
+    if cfg!(unix) && groups.member_gid.is_none() {
         tracing::warn!(
             group = opts.group,
             "group does not exist: only root and admins can use the service"
@@ -87,10 +135,10 @@ async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()>
     let store = store::Store::open(&opts.state_dir)
         .await
         .with_context(|| format!("state directory {}", opts.state_dir.display()))?;
-    settings::apply_stored(&store, &logs)
+    let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
+    settings::apply_stored(&store, &logs, &tunnels)
         .await
         .context("stored settings")?;
-    let tunnels = tunnels::Tunnels::new(opts.chantryd.clone(), store.clone());
     let events = tunnels.event_sender();
     store.record_to(events.clone());
     logs.stream_to(events.clone());
@@ -101,8 +149,8 @@ async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()>
         logs.clone(),
         events,
     ));
-    let listener = endpoint::bind(&opts.socket, groups.member_gid)
-        .with_context(|| format!("control socket {}", opts.socket.display()))?;
+    let listener = transport::bind(&opts.socket, &groups)
+        .with_context(|| format!("control endpoint {}", opts.socket.display()))?;
     let service = Arc::new(endpoint::Service {
         groups,
         store: store.clone(),
@@ -111,23 +159,31 @@ async fn serve(opts: Options, logs: Arc<logbook::LogBook>) -> anyhow::Result<()>
         stats,
     });
     let _ = store.log_event(None, "start", "service started").await;
+    let term = system::terminate_signal().context("SIGTERM handler")?;
+    let watcher = autoconnect::start(&store, &tunnels).await;
     tracing::info!(socket = %opts.socket.display(), state = %opts.state_dir.display(), "chantryd service ready");
     notify_ready();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("SIGTERM handler")?;
     tokio::select! {
         r = endpoint::accept_loop(listener, service) => r?,
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        () = term => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        () = stop => tracing::info!("the service manager asked to stop"),
     }
     poller.abort();
-    tunnels.stop_all().await;
-    let _ = std::fs::remove_file(&opts.socket);
+    autoconnect::stop(&tunnels, watcher).await;
+    if cfg!(unix) {
+        let _ = std::fs::remove_file(&opts.socket);
+    }
     let _ = store.log_event(None, "stop", "service stopped").await;
     Ok(())
 }
 
 /// Tells systemd (Type=notify) the service is ready, if it asked.
+#[cfg(not(target_os = "linux"))]
+fn notify_ready() {}
+
+/// Tells systemd (Type=notify) the service is ready, if it asked.
+#[cfg(target_os = "linux")]
 fn notify_ready() {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;

@@ -1,14 +1,14 @@
 //! The service-wide settings (`Request::GetSettings`, `SetSettings`):
 //! stored in SQLite ([`Store::settings`], the defaults until set), the log
-//! level applied to the [`LogBook`] at once and at every start. The
-//! reconnect logic reads `reconnect_on_network_change` from
-//! [`Store::settings`] when it needs it.
+//! level applied to the [`LogBook`] and `reconnect_on_network_change` to
+//! the [`Tunnels`] at once and at every start.
 
 use chantry_core::ipc::{ErrorReply, Response, Settings};
 
 use super::logbook::{LogBook, LogLevel};
 use super::reply::{internal, invalid_at};
 use super::store::Store;
+use super::tunnels::Tunnels;
 
 /// The log level of `s`, or why it is not valid.
 pub fn check(s: &Settings) -> Result<LogLevel, ErrorReply> {
@@ -19,8 +19,13 @@ pub fn check(s: &Settings) -> Result<LogLevel, ErrorReply> {
 
 /// Applies the stored settings at start; invalid stored values (never
 /// written by [`set`]) leave the defaults in force.
-pub async fn apply_stored(store: &Store, logs: &LogBook) -> Result<(), super::store::StoreError> {
+pub async fn apply_stored(
+    store: &Store,
+    logs: &LogBook,
+    tunnels: &Tunnels,
+) -> Result<(), super::store::StoreError> {
     let s = store.settings().await?;
+    tunnels.set_reconnect_on_network_change(s.reconnect_on_network_change);
     match check(&s) {
         Ok(level) => logs.set_level(level),
         Err(e) => tracing::warn!("stored settings: {}", e.message),
@@ -42,6 +47,7 @@ pub async fn get(store: &Store) -> Result<Response, ErrorReply> {
 pub async fn set(
     store: &Store,
     logs: &LogBook,
+    tunnels: &Tunnels,
     new: Settings,
     uid: u32,
 ) -> Result<Response, ErrorReply> {
@@ -69,5 +75,6 @@ pub async fn set(
     // After the line above, so that the change itself is kept at the old
     // level.
     logs.set_level(level);
+    tunnels.set_reconnect_on_network_change(new.reconnect_on_network_change);
     Ok(Response::Done)
 }

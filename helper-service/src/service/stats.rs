@@ -33,7 +33,7 @@ use tokio::sync::broadcast;
 use super::logbook::LogBook;
 use super::store::Store;
 use super::tunnels::{Tunnels, unix_now};
-use crate::control::{self, SaStats, Status};
+use crate::control::{SaStats, Status};
 
 /// How often the control sockets are asked.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -209,7 +209,7 @@ impl Stats {
         }
         let mut asked = Vec::with_capacity(running.len());
         for (name, path) in running {
-            let query = tokio::task::spawn_blocking(move || control::query(&path, QUERY_TIMEOUT));
+            let query = tokio::task::spawn_blocking(move || query(&path, QUERY_TIMEOUT));
             asked.push((name, query));
         }
         for (name, query) in asked {
@@ -281,11 +281,37 @@ impl Stats {
     }
 }
 
+/// Asks the control socket at `path` for the tunnel's status.
+#[cfg(unix)]
+fn query(
+    path: &std::path::Path,
+    timeout: Duration,
+) -> Result<Status, crate::control::ControlError> {
+    crate::control::query(path, timeout)
+}
+
+/// The control socket is a Unix datagram socket; where there is none no
+/// tunnel runs, so nothing is ever asked.
+#[cfg(not(unix))]
+fn query(path: &std::path::Path, _timeout: Duration) -> Result<Status, String> {
+    Err(format!(
+        "{}: no Unix datagram sockets on this system",
+        path.display()
+    ))
+}
+
 /// Whole seconds of CLOCK_MONOTONIC, the clock of the control socket's
-/// times (0 if it cannot be read).
+/// times (0 if it cannot be read, or where there is none).
 pub fn monotonic_now() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map_or(0, |t| u64::try_from(t.tv_sec()).unwrap_or(0))
+    #[cfg(unix)]
+    {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+            .map_or(0, |t| u64::try_from(t.tv_sec()).unwrap_or(0))
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! configurations and the tunnels' control sockets under `run/`.
 
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::sync::{Arc, OnceLock};
@@ -127,7 +126,7 @@ impl Store {
     pub async fn open(dir: &Path) -> Result<Store, StoreError> {
         for d in [dir.to_owned(), dir.join("keys"), dir.join("run")] {
             std::fs::create_dir_all(&d).map_err(io(&d))?;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(io(&d))?;
+            super::system::restrict_dir(&d).map_err(io(&d))?;
         }
         let db = dir.join("chantry.db");
         let opts = SqliteConnectOptions::from_str("sqlite:")?
@@ -138,7 +137,7 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).map_err(io(&db))?;
+        super::system::restrict_file(&db).map_err(io(&db))?;
         Ok(Store {
             dir: dir.to_owned(),
             pool,
@@ -517,15 +516,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         std::process::id()
     ));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
+        let mut f = super::system::private_file()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        super::system::sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -535,6 +533,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     fn dir(tag: &str) -> PathBuf {

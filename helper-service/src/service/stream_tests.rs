@@ -67,8 +67,10 @@ fn start(tag: &str) -> Harness {
             .unwrap();
         rt.block_on(async move {
             let store = Store::open(&state).await.unwrap();
-            settings::apply_stored(&store, &logs).await.unwrap();
             let tunnels = tunnels::Tunnels::new(guardian, store.clone());
+            settings::apply_stored(&store, &logs, &tunnels)
+                .await
+                .unwrap();
             let events = tunnels.event_sender();
             store.record_to(events.clone());
             logs.stream_to(events.clone());
@@ -85,7 +87,7 @@ fn start(tag: &str) -> Harness {
                 logs,
                 stats,
             });
-            let listener = endpoint::bind(&sock, None).unwrap();
+            let listener = endpoint::bind(&sock, &service.groups).unwrap();
             tx.send(()).unwrap();
             let _ = endpoint::accept_loop(listener, service).await;
         });

@@ -38,7 +38,7 @@ fn start(tag: &str) -> PathBuf {
                 logs: logbook::LogBook::new(100),
                 stats: stats::Stats::default(),
             });
-            let listener = endpoint::bind(&sock, None).unwrap();
+            let listener = endpoint::bind(&sock, &service.groups).unwrap();
             tx.send(()).unwrap();
             let _ = endpoint::accept_loop(listener, service).await;
         });

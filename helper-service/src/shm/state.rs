@@ -1,7 +1,8 @@
 //! One page of shared atomics per tunnel, mapped by every role of that
 //! tunnel and by the guardian (spec/behaviour.md §1.2 "shared state").
 //!
-//! Every field has a single writer, named in its documentation; everyone
+//! Every field has its writers named in its documentation: one, except
+//! the peer address and its cathedral hold (chapel and confess); everyone
 //! else only reads. A [`StateSnapshot`] is a field-by-field copy, not an
 //! atomic picture of the whole page: good enough for status output.
 //! Times are CLOCK_MONOTONIC seconds of this host.
@@ -16,7 +17,7 @@ use super::region::Region;
 use crate::role::Role;
 
 const MAGIC: u64 = u64::from_be_bytes(*b"CHNTSTAT");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const PAGE: usize = 4096;
 const ROLES: usize = Role::ALL.len();
 
@@ -143,6 +144,23 @@ struct Layout {
     /// Non-zero once the role (index in [`Role::ALL`]) is sandboxed and
     /// ready. Each written by its own role.
     started: [AtomicU32; ROLES],
+    /// The current cathedral's main address, encoded like `peer`, 0 = no
+    /// cathedral. Written by chapel; read by every writer of `peer` for
+    /// the hold rule of behaviour.md §4.4.
+    cathedral: AtomicU64,
+    /// Monotonic second until which an update of `peer` back to the
+    /// cathedral is refused, 0 = none (§4.4). Written with `peer` by
+    /// chapel and confess.
+    peer_hold: AtomicU64,
+    /// Monotonic second of the last decryption of a packet whose source
+    /// was the current peer, 0 = none. Written by confess; chapel reads it
+    /// to tell a live direct path from a dead one.
+    peer_rx: AtomicU64,
+    /// Monotonic second chapel moved the peer to a direct address the
+    /// cathedral named (a holepunch, §4.1/§7.2), 0 = never. Written by
+    /// chapel; heaven-rx sends fast heartbeats after it as after
+    /// `holepunch`.
+    punch: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Layout>() <= PAGE);
@@ -367,6 +385,49 @@ impl SharedState {
     pub fn take_mtu_ack(&self) -> Option<u32> {
         let v = self.l().mtu_ack_rx.swap(0, Ordering::AcqRel);
         (v != 0).then_some(v)
+    }
+
+    /// The current cathedral, if the tunnel uses one.
+    pub fn cathedral(&self) -> Option<SocketAddrV4> {
+        decode_peer(self.l().cathedral.load(Ordering::Relaxed))
+    }
+
+    /// Sets the current cathedral (chapel).
+    pub fn set_cathedral(&self, cathedral: Option<SocketAddrV4>) {
+        self.l()
+            .cathedral
+            .store(encode_peer(cathedral), Ordering::Relaxed);
+    }
+
+    /// Monotonic second until which the peer may not return to the
+    /// cathedral, 0 = no hold.
+    pub fn peer_hold(&self) -> u64 {
+        self.l().peer_hold.load(Ordering::Relaxed)
+    }
+
+    /// Sets the hold (chapel, confess).
+    pub fn set_peer_hold(&self, secs: u64) {
+        self.l().peer_hold.store(secs, Ordering::Relaxed);
+    }
+
+    /// Monotonic second of the last decryption from the current peer.
+    pub fn peer_rx(&self) -> u64 {
+        self.l().peer_rx.load(Ordering::Relaxed)
+    }
+
+    /// Records a decryption from the current peer (confess).
+    pub fn set_peer_rx(&self, secs: u64) {
+        self.l().peer_rx.store(secs, Ordering::Relaxed);
+    }
+
+    /// Monotonic second of the last cathedral holepunch, 0 = never.
+    pub fn punch(&self) -> u64 {
+        self.l().punch.load(Ordering::Relaxed)
+    }
+
+    /// Records a cathedral holepunch (chapel).
+    pub fn set_punch(&self, secs: u64) {
+        self.l().punch.store(secs, Ordering::Relaxed);
     }
 
     /// Flags `role` as sandboxed and ready (the role itself).
