@@ -31,7 +31,8 @@ esac
 if [ "$mode" != e2e ]; then
     # Build: WebKitGTK 4.1, the AppIndicator tray, librsvg (icons), libxdo
     # (menus). Test: WebKitWebDriver, an X server, an XEmbed tray, X input,
-XX
+    # a session bus, ImageMagick for the screenshots' pixels, python3-gi for
+    # the StatusNotifierWatcher stand-in, GNOME Keyring for the passphrase.
     ensure_packages build-essential pkg-config libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
         librsvg2-dev libxdo-dev libssl-dev webkit2gtk-driver xvfb trayer xdotool dbus dbus-x11 \
         imagemagick python3-gi gnome-keyring iproute2 iputils-ping
