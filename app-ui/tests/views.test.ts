@@ -93,7 +93,7 @@ describe("the profiles screen", () => {
 });
 
 describe("the tunnel detail", () => {
-  it("shows stage, peer, cathedral, last key exchange, bytes and packets, and the plot", () => {
+  it("shows stage, peer, cathedral, last key exchange, the post-quantum keys, bytes and packets, and the plot", () => {
     const s = store();
     s.profiles = [
       profile({ name: "home", state: "up", stats: stats({ stage: "online", path: "relay", cathedral: "198.51.100.7:4500" }) }),
@@ -107,6 +107,7 @@ describe("the tunnel detail", () => {
     expect(fact("peer")?.textContent).toBe("192.168.77.2:4500");
     expect(fact("cathedral")?.textContent).toBe("198.51.100.7:4500");
     expect(fact("rekey")?.textContent).toBe("1 min 15 s ago");
+    expect(fact("keys")?.textContent).toBe("ML-KEM-1024 + X25519 · AES-256-GCM");
     expect(fact("tx")?.textContent).toBe("1.5 KiB · 12 packets");
     expect(fact("tx")?.getAttribute("data-value")).toBe("1536");
     expect(fact("tx")?.getAttribute("data-packets")).toBe("12");

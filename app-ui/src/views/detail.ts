@@ -60,6 +60,9 @@ export function renderDetail(store: Store, name: string, now: number): HTMLEleme
         s.since_key_exchange_s != null ? `${formatDuration(s.since_key_exchange_s)} ago` : "not yet",
         s.since_key_exchange_s ?? undefined,
       ),
+      // Every sanctum session key mixes the shared secret with both
+      // exchanges; there is no classical-only mode to report.
+      fact("Keys", "keys", "ML-KEM-1024 + X25519 · AES-256-GCM"),
       fact("Sent", "tx", `${formatBytes(s.tx.bytes)} · ${plural(s.tx.packets, "packet")}`, s.tx.bytes, s.tx.packets),
       fact("Received", "rx", `${formatBytes(s.rx.bytes)} · ${plural(s.rx.packets, "packet")}`, s.rx.bytes, s.rx.packets),
     );

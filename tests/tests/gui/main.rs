@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use chantry_core::entropy::SeededEntropy;
 use chantry_core::secret::Secret;
 use chantry_core::vicar::{self, VicarProfile};
-use chantry_e2e::service::Service;
+use chantry_e2e::service::{Service, ServiceOptions};
 use chantry_e2e::*;
 use desktop::{Desktop, Proc, SessionBus, TrayLook, classify, require};
 use serde_json::{Value, json};
@@ -44,6 +44,15 @@ use webdriver::Session;
 
 const GROUP: &str = "chtest-gui-users";
 const ADMIN_GROUP: &str = "chtest-gui-admins";
+
+/// The service started with this test's own groups.
+fn gui_groups() -> ServiceOptions {
+    ServiceOptions {
+        group: GROUP.into(),
+        admin_group: ADMIN_GROUP.into(),
+        ..ServiceOptions::default()
+    }
+}
 const USER: &str = "chtest-gui";
 
 /// The test's groups and user (no groups at first); removed on drop.
@@ -518,7 +527,7 @@ fn the_app_imports_connects_and_follows_the_tunnel_with_its_tray() {
             &logs,
         );
 
-        service = Service::start(&pair.a, &dir, GROUP, ADMIN_GROUP);
+        service = Service::start_with(&pair.a, &dir, &gui_groups());
         let logs = Logs {
             driver: &drv,
             service: Some(&service),
@@ -581,7 +590,7 @@ fn the_app_imports_connects_and_follows_the_tunnel_with_its_tray() {
     // restart of the service the app reconnects with the new privilege.
     Accounts::join(ADMIN_GROUP);
     service.stop();
-    service = Service::start(&pair.a, &dir, GROUP, ADMIN_GROUP);
+    service = Service::start_with(&pair.a, &dir, &gui_groups());
     let logs = Logs {
         driver: &drv,
         service: Some(&service),
