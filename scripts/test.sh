@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 ensure_packages build-essential pkg-config ca-certificates iproute2 iputils-ping iperf3 nftables
 ensure_cargo
 
+echo "==> desktop app: its system libraries, front-end tests and build (the workspace embeds app-ui/dist)"
+scripts/test-gui.sh deps
+
 echo "==> format"
 cargo fmt --all --check
 
@@ -33,6 +36,9 @@ cargo test -p chantry-e2e --locked -- --test-threads=1
 
 echo "==> mobile: Python tests through the generated bindings, drift, phone targets"
 scripts/test-mobile.sh
+
+echo "==> desktop app: the end-to-end test in a real window with its tray"
+scripts/test-gui.sh e2e
 
 echo "==> fuzz targets build and run briefly"
 scripts/fuzz.sh smoke
