@@ -12,13 +12,18 @@
 //!   fuzzer's instance and RX SPIs, from a fuzzer-chosen address;
 //! - 2: the same as a CIBORIUM NAT probe (from the client's last INFO
 //!   address or another one: p2p set, or a port-changing NAT);
-//! - 3: time passes (up to 255 s), so cooldowns and p2p ages run out.
+//! - 3 with bit 6 clear: time passes (up to 255 s), so cooldowns, p2p
+//!   ages and liturgy entries run out;
+//! - 3 with bit 6 set: a correctly signed LITURGY of client 1 or 2 with a
+//!   fuzzer-chosen peer id (often one its identity does not own), group,
+//!   hidden flag and, with bit 5, a signalling wish list from the rest.
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use chantry_core::cathedral::server::Cathedral;
 use chantry_core::cathedral::settings::parse_settings;
+use chantry_core::cathedral::client::{LITURGY_PEERS, LiturgySettings};
 use chantry_core::cathedral::{CathedralClient, ClientConfig, InfoPath, MemoryDirectory};
 use chantry_core::entropy::SeededEntropy;
 use chantry_core::secret::{Key32, Secret};
@@ -113,6 +118,21 @@ fuzz_target!(|data: &[u8]| {
                 };
                 let pkt = cl.info_offer(path, &[op; 64], now.wall);
                 c.handle_datagram(now, src, &pkt, &mut rng)
+            }
+            _ if op & 0x40 != 0 => {
+                let byte = |i: usize| rest.get(i).copied().unwrap_or(0);
+                let mut wish = [0u8; LITURGY_PEERS];
+                for (w, b) in wish.iter_mut().zip(rest.iter().skip(4)) {
+                    *w = b & 1;
+                }
+                let settings = LiturgySettings {
+                    id: byte(1),
+                    group: u16::from(byte(2) & 1),
+                    hidden: byte(3) & 1 != 0,
+                    signaling: (op & 0x20 != 0).then_some(wish),
+                };
+                let pkt = clients[pick].liturgy_offer(&settings, &[op; 64], now.wall);
+                c.handle_datagram(now, from, &pkt, &mut rng)
             }
             _ => {
                 secs += u64::from(rest.first().copied().unwrap_or(1));

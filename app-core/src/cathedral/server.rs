@@ -12,11 +12,12 @@
 //! peer.
 //!
 //! Also here: ambry distribution (§8.6, [`Cathedral::set_bundle`]),
-//! remembrance (§8.8), federation with other cathedrals (§8.9, CATACOMB
-//! INFO and P2P_INFO, [`Cathedral::set_federation`]) and the per-tunnel
-//! bandwidth caps of relayed data (§8.10).
+//! liturgy groups (§8.7, [`liturgy`]), remembrance (§8.8), federation
+//! with other cathedrals (§8.9, CATACOMB INFO, LITURGY and P2P_INFO,
+//! [`Cathedral::set_federation`]) and the per-tunnel bandwidth caps of
+//! relayed data (§8.10).
 //!
-//! Not here yet: shroud, liturgy, offer TFC padding.
+//! Not here yet: shroud, offer TFC padding.
 //!
 //! Every datagram is hostile input: [`Cathedral::handle_datagram`] never
 //! panics, and every datagram it does not act on is counted in
@@ -31,8 +32,8 @@ use crate::kdf::{self, FLOCK_DOMAIN_MASK, OfferLabel};
 use crate::time::{Instant, Now};
 use crate::wire::data::Header as DataHeader;
 use crate::wire::offer::{
-    self, HEADER_LEN, INFO_FLAG_SAME_EXTERNAL_IPV4, InfoBody, Magic, Offer, OfferBody, OfferHeader,
-    PacketKind,
+    self, HEADER_LEN, INFO_FLAG_SAME_EXTERNAL_IPV4, InfoBody, LITURGY_FLAG_SIGNALING, LiturgyBody,
+    Magic, Offer, OfferBody, OfferHeader, PacketKind,
 };
 
 use super::checks::{
@@ -47,9 +48,11 @@ use crate::wire::offer::{
 
 mod ambries;
 pub mod bandwidth;
+pub mod liturgy;
 
 use ambries::Ambries;
 use bandwidth::Bucket;
+use liturgy::Liturgies;
 
 /// Smallest datagram a cathedral looks at (behaviour.md §8.1).
 pub const MIN_DATAGRAM: usize = 50;
@@ -113,9 +116,22 @@ pub enum Dropped {
     /// The SPI is not one the receiver reported.
     #[error("spi {0:#010x} is not the receiver's")]
     WrongSpi(u32),
-    /// A verified offer type this cathedral does not serve yet (LITURGY).
+    /// A verified offer type a cathedral does not take (AMBRY, KEY, ...
+    /// from a client; P2P_INFO not through CATACOMB).
     #[error("offer type not served")]
     NotServed,
+    /// A LITURGY whose destination flock is not the one it must be (0 from
+    /// a client, its own flock through CATACOMB).
+    #[error("liturgy for flock {0:#x} refused")]
+    LiturgyFlock(u64),
+    /// No `allow` ties this identity to the liturgy peer id.
+    #[error("identity {identity:#010x} may not speak for liturgy peer {id:#04x}")]
+    LiturgyNotAllowed {
+        /// Header spi.
+        identity: u32,
+        /// Peer id in the offer.
+        id: u8,
+    },
     /// A P2P_INFO while `cathedral_p2p_sync` is off, or for a tunnel that
     /// is not a federated one.
     #[error("P2P_INFO ignored")]
@@ -165,6 +181,13 @@ pub struct Counters {
     pub federated_in: u64,
     /// Data packets dropped by a bandwidth cap.
     pub bandwidth_drops: u64,
+    /// Verified LITURGY offers taken (from clients and federated).
+    pub liturgy: u64,
+    /// LITURGY replies sent (the group's visible members).
+    pub liturgy_replies: u64,
+    /// Client LITURGY offers that came too soon after a reply: recorded,
+    /// not answered.
+    pub liturgy_too_fast: u64,
 }
 
 /// One registered tunnel.
@@ -202,6 +225,7 @@ pub struct Cathedral {
     settings: Settings,
     directory: Box<dyn ClientDirectory + Send>,
     tunnels: HashMap<TunnelKey, Tunnel>,
+    liturgies: Liturgies,
     out: VecDeque<(SocketAddrV4, Vec<u8>)>,
     counters: Counters,
     next_sweep: Instant,
@@ -233,6 +257,7 @@ impl Cathedral {
             settings,
             directory,
             tunnels: HashMap::new(),
+            liturgies: Liturgies::default(),
             out: VecDeque::new(),
             counters: Counters::default(),
             next_sweep: Instant::ZERO,
@@ -291,6 +316,8 @@ impl Cathedral {
         });
         self.ambries
             .retain(|a, b| s.flocks.contains_key(&a) && (a == b || s.xflock(a, b)));
+        self.liturgies
+            .retain(|flock, identity, id| s.allowed(flock, identity, id).is_some());
     }
 
     /// The counters.
@@ -301,6 +328,11 @@ impl Cathedral {
     /// Registered tunnels.
     pub fn tunnels(&self) -> usize {
         self.tunnels.len()
+    }
+
+    /// Liturgy entries: (from clients, federated).
+    pub fn liturgy_entries(&self) -> (usize, usize) {
+        self.liturgies.count()
     }
 
     /// Where the tunnel `key` was last heard from, if registered.
@@ -326,6 +358,7 @@ impl Cathedral {
         self.next_sweep = now.mono + SWEEP_INTERVAL;
         self.tunnels
             .retain(|_, t| now.mono.saturating_since(t.last_seen) < TUNNEL_MAX_AGE);
+        self.liturgies.expire(now.mono);
     }
 
     /// Handles one datagram from `from`. `Err` means dropped (and
@@ -386,6 +419,7 @@ impl Cathedral {
         match *v.body() {
             OfferBody::Info(info) => self.info(now, from, &v, info, catacomb, rng),
             OfferBody::P2pInfo(p) if catacomb => self.p2p_info(now, &v, p),
+            OfferBody::Liturgy(l) => self.liturgy(now, from, &v, &l, catacomb, rng),
             _ => Err(Dropped::NotServed),
         }
     }
@@ -486,6 +520,79 @@ impl Cathedral {
             self.federate(v, key, identity, rng);
         }
         Ok(())
+    }
+
+    /// A LITURGY from a client, or federated by a peer cathedral
+    /// (behaviour.md §8.7): record the member; to a client (at most every
+    /// 3 s) federate its offer and reply with the members it may see.
+    fn liturgy(
+        &mut self,
+        now: Now,
+        from: SocketAddrV4,
+        v: &VerifiedOffer,
+        body: &LiturgyBody,
+        catacomb: bool,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), Dropped> {
+        let header = v.offer().header();
+        let (src, identity) = (header.flock_src, header.spi);
+        let dst = header.flock_dst & FLOCK_DOMAIN_MASK;
+        let want = if catacomb { src & FLOCK_DOMAIN_MASK } else { 0 };
+        if dst != want {
+            return Err(Dropped::LiturgyFlock(dst));
+        }
+        if self.settings.allowed(src, identity, body.id).is_none() {
+            return Err(Dropped::LiturgyNotAllowed {
+                identity,
+                id: body.id,
+            });
+        }
+        self.counters.liturgy += 1;
+        let duties = self
+            .liturgies
+            .update(now.mono, src, identity, body, from, catacomb);
+        if duties.remembrance {
+            self.send_remembrance(now, src, identity, from, rng);
+        }
+        if duties.too_fast {
+            self.counters.liturgy_too_fast += 1;
+        }
+        if !duties.reply {
+            return Ok(());
+        }
+        self.federate_liturgy(v, src, rng);
+        let signaling = body.flags & LITURGY_FLAG_SIGNALING != 0;
+        let reply = LiturgyBody {
+            id: 0,
+            group: body.group,
+            peers: self.liturgies.visible_to(src, body.id, signaling),
+            hidden: 0,
+            flags: 0,
+        };
+        if let Some(sealed) =
+            self.seal_for_client(now, src, identity, &OfferBody::Liturgy(reply), rng)
+        {
+            self.out.push_back((from, sealed));
+            self.counters.liturgy_replies += 1;
+        }
+        Ok(())
+    }
+
+    /// Re-sends a client's signed LITURGY to every federation peer under
+    /// the sync secret, its destination flock its own (§8.9).
+    fn federate_liturgy(&mut self, v: &VerifiedOffer, src: u64, rng: &mut dyn Entropy) {
+        let Some(sync) = self.sync.clone() else {
+            return;
+        };
+        let peers: Vec<SocketAddrV4> = self.federation_peers().collect();
+        for peer in peers {
+            let mut seed = [0u8; 64];
+            rng.fill(&mut seed);
+            if let Ok(sealed) = catacomb_reencrypt(v, src, &sync, &seed) {
+                self.out.push_back((peer, sealed.to_vec()));
+                self.counters.federated_out += 1;
+            }
+        }
     }
 
     /// A federated P2P_INFO (§8.9): copies the p2p address and flag of a
@@ -769,3 +876,7 @@ mod tests;
 #[cfg(test)]
 #[path = "server_ambry_tests.rs"]
 mod ambry_tests;
+
+#[cfg(test)]
+#[path = "server_liturgy_tests.rs"]
+mod liturgy_tests;

@@ -191,6 +191,9 @@ fn log_status(server: &Cathedral, c: &Counters) {
         federated_out = c.federated_out,
         federated_in = c.federated_in,
         bandwidth_drops = c.bandwidth_drops,
+        liturgy = c.liturgy,
+        liturgy_replies = c.liturgy_replies,
+        liturgy_too_fast = c.liturgy_too_fast,
         "cathedral status"
     );
 }
